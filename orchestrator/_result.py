@@ -1,0 +1,66 @@
+"""What a generation returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .swarmui import GeneratedImage
+
+__all__ = ["GenerationResult", "PhaseTimings"]
+
+
+@dataclass(frozen=True)
+class PhaseTimings:
+    """Seconds spent in each phase of one generation (loop clock).
+
+    Attributes:
+        queued: waiting behind MaxConcurrent.
+        waking: submitting the wake-up (chart state Waking).
+        polling: waiting for the worker to come up (Polling).
+        ready: checking the worker's SwarmUI before generating (Ready).
+        generating: the SwarmUI generation (Generating).
+        releasing: giving the worker back (ShuttingDown).
+        total: from submission to the final state.
+    """
+
+    queued: float
+    waking: float
+    polling: float
+    ready: float
+    generating: float
+    releasing: float
+    total: float
+
+    @property
+    def startup(self) -> float:
+        """Seconds from the wake-up until the worker was ready to generate."""
+        return self.waking + self.polling + self.ready
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """The images of one generation and the facts of how they were made.
+
+    Attributes:
+        images: the decoded images, in batch order, each with its seed.
+        cold_start: True when a worker had to be woken for this generation.
+        timings: seconds per phase.
+        path: the chart states visited, e.g. ``("Idle", "Waking", ..., "Done")``.
+        worker_id: the RunPod worker that generated.
+        job_ids: the RunPod jobs this generation submitted (wake-up, keepalive, ...).
+        runpod_delay_ms: the wake-up job's ``delayTime`` (queue + cold start) as RunPod reports
+            it; None for a warm worker.
+    """
+
+    images: tuple[GeneratedImage, ...]
+    cold_start: bool
+    timings: PhaseTimings
+    path: tuple[str, ...]
+    worker_id: str | None
+    job_ids: tuple[str, ...]
+    runpod_delay_ms: int | None
+
+    @property
+    def seeds(self) -> list[int | None]:
+        """The seed of each image, in order."""
+        return [image.seed for image in self.images]

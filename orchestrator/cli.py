@@ -1,0 +1,326 @@
+"""The ``swarmpod`` command line: generate, demo, emulator."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ._orchestrator import Orchestrator
+from ._progress import ProgressEvent, Stage
+from ._result import GenerationResult
+from .emulator import Emulator, EmulatorConfig, EndpointConfig
+from .emulator.swarm import SwarmConfig
+from .errors import OrchestratorError
+from .secrets import Secret
+from .settings import Settings
+
+__all__ = ["main"]
+
+EMBEDDED_ENDPOINT = "local-ep"
+EMBEDDED_KEY = "emulator-key"
+
+console = Console(stderr=True)
+
+
+# --- argument parsing ---------------------------------------------------------------------
+
+
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swarmpod",
+        description="SwarmUI generations on RunPod serverless workers, woken only when needed.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    gen = commands.add_parser("generate", help="generate images from a prompt")
+    gen.add_argument("prompt")
+    gen.add_argument(
+        "--model", help="SwarmUI model name (e.g. OfficialStableDiffusion/sd_xl_base_1.0)"
+    )
+    gen.add_argument("--images", type=int, default=1, help="number of images (default 1)")
+    gen.add_argument("--width", type=int)
+    gen.add_argument("--height", type=int)
+    gen.add_argument("--steps", type=int)
+    gen.add_argument("--seed", type=int, help="seed of the first image (-1 = random)")
+    gen.add_argument("--cfgscale", type=float)
+    gen.add_argument("--negative", dest="negativeprompt", help="negative prompt")
+    gen.add_argument(
+        "--param",
+        action="append",
+        type=_param,
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other SwarmUI parameter by id (value parsed as JSON when it can be)",
+    )
+    gen.add_argument("--out", type=Path, default=Path("output"), help="directory for the PNGs")
+    gen.add_argument("--config", type=Path, help="TOML settings file")
+    gen.add_argument(
+        "--endpoint-id", help="RunPod endpoint id (else EndpointId / RUNPOD_ENDPOINT_ID)"
+    )
+    gen.add_argument("--base-url", help="RunPod API base URL (RunPodBaseUrl)")
+    gen.add_argument(
+        "--emulator",
+        action="store_true",
+        help="use the embedded emulator even if an endpoint is configured",
+    )
+
+    demo = commands.add_parser("demo", help="a short demo on the embedded emulator")
+    demo.add_argument("--out", type=Path, default=Path("output"))
+    demo.add_argument("--cold-start", type=float, default=3.0, help="emulated cold start (s)")
+
+    emu = commands.add_parser("emulator", help="serve the RunPod + SwarmUI emulator on a port")
+    emu.add_argument("--host", default="127.0.0.1")
+    emu.add_argument("--port", type=int, default=8000)
+    emu.add_argument("--endpoint-id", default=EMBEDDED_ENDPOINT)
+    emu.add_argument("--api-key", default=None, help=f"accepted key (default {EMBEDDED_KEY})")
+    emu.add_argument("--cold-start", type=float, default=20.0, help="cold start seconds")
+    emu.add_argument("--idle-timeout", type=float, default=5.0, help="worker idle timeout (s)")
+    emu.add_argument("--max-workers", type=int, default=3)
+    emu.add_argument("--seconds-per-step", type=float, default=0.05)
+    return parser
+
+
+# --- the embedded emulator ---------------------------------------------------------------
+
+
+def embedded_emulator_config(*, cold_start_s: float) -> EmulatorConfig:
+    """The emulator `generate` and `demo` start when no endpoint is configured."""
+    endpoint = EndpointConfig(
+        cold_start_s=cold_start_s,
+        queue_delay_s=0.5,
+        idle_timeout_s=5.0,
+        max_workers=3,
+        swarm=SwarmConfig(seconds_per_step=0.02),
+    )
+    return EmulatorConfig(endpoints={EMBEDDED_ENDPOINT: endpoint}, api_keys=(EMBEDDED_KEY,))
+
+
+@contextlib.asynccontextmanager
+async def embedded_settings(base: Settings, *, cold_start_s: float) -> AsyncIterator[Settings]:
+    """Start the embedded emulator and yield settings pointing at it."""
+    async with Emulator(embedded_emulator_config(cold_start_s=cold_start_s)) as emulator:
+        yield base.replace(
+            endpoint_id=EMBEDDED_ENDPOINT,
+            runpod_api_key=Secret(EMBEDDED_KEY),
+            runpod_base_url=emulator.base_url,
+            poll_interval_ms=min(base.poll_interval_ms, 500),
+        )
+
+
+# --- progress display ----------------------------------------------------------------------
+
+
+class _ProgressView:
+    """Renders progress events of one or more generations as rich progress bars."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+
+    def track(self, label: str) -> Any:
+        task: TaskID = self._progress.add_task(label, total=1.0, status="queued")
+
+        def on_progress(event: ProgressEvent) -> None:
+            status = event.message
+            completed: float | None = None
+            if event.stage is Stage.GENERATING and event.percent is not None:
+                completed = event.percent
+            elif event.stage is Stage.DONE:
+                completed = 1.0
+            self._progress.update(task, status=status, completed=completed)
+
+        return on_progress
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+# --- writing results -----------------------------------------------------------------------
+
+
+def write_images(result: GenerationResult, out: Path, *, stem: str) -> list[Path]:
+    """Write every image of ``result`` as PNG under ``out``, never overwriting a file."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for index, image in enumerate(result.images):
+        seed = "x" if image.seed is None else str(image.seed)
+        path = out / f"{stem}-{index:02d}-seed{seed}.png"
+        bump = 1
+        while path.exists():
+            path = out / f"{stem}-{index:02d}-seed{seed}-{bump}.png"
+            bump += 1
+        path.write_bytes(image.data)
+        written.append(path)
+    return written
+
+
+def _summary(result: GenerationResult, written: Sequence[Path]) -> str:
+    t = result.timings
+    start = f"cold start {t.startup:.1f} s" if result.cold_start else "warm worker"
+    return (
+        f"{start} · generation {t.generating:.1f} s · total {t.total:.1f} s · "
+        f"{len(written)} image(s) written to {written[0].parent if written else '-'}"
+    )
+
+
+def _stem() -> str:
+    return dt.datetime.now().strftime("swarmpod-%Y%m%d-%H%M%S")
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+async def _generate(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {"EndpointId": args.endpoint_id, "RunPodBaseUrl": args.base_url}
+    settings = Settings.load(args.config, overrides=overrides)
+    params: dict[str, Any] = {"prompt": args.prompt}
+    for key in ("model", "width", "height", "steps", "seed", "cfgscale", "negativeprompt"):
+        value = getattr(args, key)
+        if value is not None:
+            params[key] = value
+    params.update(dict(args.param))
+
+    use_emulator = args.emulator or (settings.endpoint_id is None and not settings.runpod_api_key)
+    async with contextlib.AsyncExitStack() as stack:
+        if use_emulator:
+            console.print(
+                "[yellow]No RunPod endpoint and key configured: using the embedded emulator "
+                "(no GPU, no RunPod account; images are synthetic).[/]"
+            )
+            settings = await stack.enter_async_context(
+                embedded_settings(settings, cold_start_s=4.0)
+            )
+        orch = await stack.enter_async_context(Orchestrator(settings))
+        with _progress_bar() as progress:
+            on_progress = _ProgressView(progress).track(args.prompt[:30])
+            result = await orch.generate(params, images=args.images, on_progress=on_progress)
+    written = write_images(result, args.out, stem=_stem())
+    console.print(_summary(result, written))
+    for path in written:
+        print(path)
+    return 0
+
+
+DEMO_PROMPTS = (
+    ("a lighthouse on a cliff at dawn, oil painting", 2),
+    ("a red fox in fresh snow, photograph", 2),
+)
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    console.print(
+        "[bold]swarmpod demo[/]: two generations at once on the embedded emulator "
+        f"(cold start {args.cold_start:g} s, real time)."
+    )
+    base = Settings.load(env={}, overrides={"MaxConcurrent": 2, "StartupTimeoutSec": 60})
+    results: list[tuple[str, GenerationResult]] = []
+    async with contextlib.AsyncExitStack() as stack:
+        settings = await stack.enter_async_context(
+            embedded_settings(base, cold_start_s=args.cold_start)
+        )
+        orch = await stack.enter_async_context(Orchestrator(settings))
+        with _progress_bar() as progress:
+            view = _ProgressView(progress)
+
+            async def one(prompt: str, count: int) -> None:
+                params = {"prompt": prompt, "width": 512, "height": 512, "steps": 20}
+                result = await orch.generate(
+                    params, images=count, on_progress=view.track(prompt[:28])
+                )
+                results.append((prompt, result))
+
+            async with anyio.create_task_group() as tasks:
+                for prompt, count in DEMO_PROMPTS:
+                    tasks.start_soon(one, prompt, count)
+
+    table = Table(title="swarmpod demo")
+    for column in ("prompt", "path", "cold start s", "generation s", "seeds", "files"):
+        table.add_column(column)
+    stem = _stem()
+    for index, (prompt, result) in enumerate(results):
+        written = write_images(result, args.out, stem=f"{stem}-{index}")
+        table.add_row(
+            prompt[:32],
+            " → ".join(result.path),
+            f"{result.timings.startup:.1f}",
+            f"{result.timings.generating:.1f}",
+            ", ".join(str(seed) for seed in result.seeds),
+            "\n".join(str(path) for path in written),
+        )
+    console.print(table)
+    return 0
+
+
+async def _emulator(args: argparse.Namespace) -> int:
+    key = args.api_key or os.environ.get("SWARMPOD_EMULATOR_KEY") or EMBEDDED_KEY
+    endpoint = EndpointConfig(
+        cold_start_s=args.cold_start,
+        idle_timeout_s=args.idle_timeout,
+        max_workers=args.max_workers,
+        swarm=SwarmConfig(seconds_per_step=args.seconds_per_step),
+    )
+    config = EmulatorConfig(
+        endpoints={args.endpoint_id: endpoint}, api_keys=(key,), host=args.host, port=args.port
+    )
+    async with Emulator(config) as emulator:
+        console.print(f"RunPod emulator serving at [bold]{emulator.base_url}[/]")
+        console.print(
+            "Point swarmpod at it:\n"
+            f"  export SWARMPOD_RUNPOD_BASE_URL={emulator.base_url}\n"
+            f"  export RUNPOD_ENDPOINT_ID={args.endpoint_id}\n"
+            "  export RUNPOD_API_KEY=<the emulator key>\n"
+            "Press Ctrl-C to stop."
+        )
+        await anyio.sleep_forever()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``swarmpod`` console script."""
+    args = _parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    command = {"generate": _generate, "demo": _demo, "emulator": _emulator}[args.command]
+    try:
+        return anyio.run(command, args)
+    except OrchestratorError as exc:
+        console.print(f"[red]error[/] ({type(exc).__name__}, phase {exc.phase}): {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""An embedded RunPod serverless emulator: endpoints, queue, workers and their fake SwarmUIs.
+
+Facts it is built to: ``specs/runpod-api.md`` §2-§4 and ``specs/worker-protocols.md`` (v1).
+
+>>> async def main() -> None:  # doctest: +SKIP
+...     config = EmulatorConfig(endpoints={"ep": EndpointConfig(cold_start_s=90)})
+...     async with Emulator(config) as emu:
+...         print(emu.base_url)  # http://127.0.0.1:PORT/v2
+...         print(emu.endpoint("ep").health())
+"""
+
+from ._config import EmulatorConfig as EmulatorConfig
+from ._config import EndpointConfig as EndpointConfig
+from ._emulator import Emulator as Emulator
+from ._endpoint import EmulatedEndpoint as EmulatedEndpoint
+from ._faults import EndpointFaults as EndpointFaults
+from ._jobs import EmulatedJob as EmulatedJob
+from ._worker import EmulatedWorker as EmulatedWorker
+from ._worker import WorkerState as WorkerState
+
+__all__ = [
+    "EmulatedEndpoint",
+    "EmulatedJob",
+    "EmulatedWorker",
+    "Emulator",
+    "EmulatorConfig",
+    "EndpointConfig",
+    "EndpointFaults",
+    "WorkerState",
+]

@@ -1,0 +1,103 @@
+"""The emulator: one local HTTP server plus the endpoints (and their workers) behind it."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+import anyio
+from aiohttp import web
+
+from ._config import EmulatorConfig
+from ._endpoint import EmulatedEndpoint
+from ._server import build_app
+
+__all__ = ["Emulator"]
+
+_log = logging.getLogger("swarmpod.emulator")
+_SHUTDOWN_GRACE_S = 5.0
+
+
+class Emulator:
+    """RunPod serverless endpoints on a real local port, in the current event loop.
+
+    >>> async def main() -> None:  # doctest: +SKIP
+    ...     async with Emulator() as emulator:
+    ...         client = RunPodClient(session, "local-ep", Secret("test-key"),
+    ...                               base_url=emulator.base_url)
+
+    Workers, fake SwarmUIs and timers run in a task group owned by the emulator, on the loop
+    clock (so looptime makes a 120 s cold start instant). ``start()`` and ``stop()`` must be
+    called from the same task, like entering and leaving ``async with``.
+    """
+
+    def __init__(self, config: EmulatorConfig = EmulatorConfig()) -> None:  # noqa: B008
+        self.config = config
+        self._endpoints = {
+            endpoint_id: EmulatedEndpoint(endpoint_id, endpoint_config)
+            for endpoint_id, endpoint_config in config.endpoints.items()
+        }
+        self._stack: AsyncExitStack | None = None
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v2``, the base for RunPodClient and the runpod SDK."""
+        if self._base_url is None:
+            raise RuntimeError("the emulator is not running; use 'async with Emulator()'")
+        return self._base_url
+
+    def endpoint(self, endpoint_id: str) -> EmulatedEndpoint:
+        """The emulated endpoint ``endpoint_id`` (KeyError if it is not configured)."""
+        return self._endpoints[endpoint_id]
+
+    async def start(self) -> None:
+        """Listen, then start each endpoint's scaler (and so its min workers)."""
+        if self._stack is not None:
+            raise RuntimeError("the emulator is already running")
+        async with AsyncExitStack() as stack:
+            task_group = await stack.enter_async_context(anyio.create_task_group())
+            app = build_app(self._endpoints, self.config.api_keys)
+            runner = web.AppRunner(
+                app,
+                handler_cancellation=True,
+                access_log=None,
+                shutdown_timeout=_SHUTDOWN_GRACE_S,
+            )
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, self.config.host, self.config.port)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            self._base_url = f"http://{host}:{port}/v2"
+            self._runner = runner
+            for endpoint in self._endpoints.values():
+                endpoint.open(task_group)
+            _log.info("[Emulator] listening on %s", self._base_url)
+            self._stack = stack.pop_all()
+
+    async def stop(self) -> None:
+        """Stop every worker (and its fake SwarmUI), then the server; wait for every task."""
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        for endpoint in self._endpoints.values():
+            endpoint.close()
+        self._runner = None
+        self._base_url = None
+        await stack.aclose()  # the server first, then the task group (LIFO)
+        _log.info("[Emulator] stopped")
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,26 @@
+"""A fake SwarmUI server (HTTP + WebSocket) that behaves like SwarmUI, with fault injection.
+
+Built to specs/swarmui-api.md (§1-§5 and the fake-server checklist §11). One
+``FakeSwarmUI`` plays the SwarmUI of one emulated RunPod worker; a ``SwarmFaults`` script may be
+shared by all workers of an endpoint. All time comes from the event loop.
+"""
+
+from ._config import DEFAULT_MODELS as DEFAULT_MODELS
+from ._config import ModelSpec as ModelSpec
+from ._config import SwarmConfig as SwarmConfig
+from ._config import SwarmFaults as SwarmFaults
+from ._render import render_png as render_png
+from ._server import FakeSwarmUI as FakeSwarmUI
+from ._state import BACKEND_STATES as BACKEND_STATES
+from ._state import BackendState as BackendState
+
+__all__ = [
+    "BACKEND_STATES",
+    "DEFAULT_MODELS",
+    "BackendState",
+    "FakeSwarmUI",
+    "ModelSpec",
+    "SwarmConfig",
+    "SwarmFaults",
+    "render_png",
+]

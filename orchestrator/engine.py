@@ -1,0 +1,407 @@
+"""The engine: drives one generation's chart with anyio tasks.
+
+Transitions first, I/O second: every step awaits its I/O, then ``send()``s the outcome into the
+:class:`~statecharts.GenerationChart`. Deadlines are anyio cancel scopes (StartupTimeoutSec
+covers Waking, Polling and Ready; GenerationTimeoutSec covers Generating). ShuttingDown runs
+in a shielded scope on every path — success, error, timeout, cancellation — so no worker is
+left billing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import anyio
+
+from statecharts import GenerationChart, Outcome, PathRecorder
+
+from ._progress import ProgressCallback, ProgressEvent, Stage
+from ._result import GenerationResult, PhaseTimings
+from .errors import (
+    GenerationTimeoutError,
+    OrchestratorError,
+    Phase,
+    TransportError,
+    WorkerNotReadyError,
+)
+from .runpod import Job, JobStatus
+from .settings import Timeouts
+from .swarmui import (
+    GeneratedImage,
+    GenerationEvent,
+    ImageReady,
+    Progress,
+    StatusUpdate,
+    SwarmUIClient,
+    clean_param_id,
+)
+from .workers import Admission, SharedV1Worker, WorkerHandle
+
+__all__ = ["GenerationRequest", "GenerationRun", "expected_image_size"]
+
+log = logging.getLogger("swarmpod.engine")
+
+_PHASE_OF_STATE: dict[str, Phase] = {
+    "idle": Phase.ADMISSION,
+    "waking": Phase.WAKING,
+    "polling": Phase.POLLING,
+    "ready": Phase.READY,
+    "generating": Phase.GENERATING,
+    "shutting_down": Phase.RELEASING,
+}
+_FINAL_STAGE = {
+    Outcome.SUCCEEDED: Stage.DONE,
+    Outcome.FAILED: Stage.FAILED,
+    Outcome.CANCELLED: Stage.CANCELLED,
+}
+# SwarmUI derives the image size from these instead of width/height when they are set.
+_SIZE_OVERRIDES = {"rawresolution", "sidelength", "refinerupscale", "aspectratio"}
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation asked for: SwarmUI text-to-image parameters, image count, and who asks.
+
+    Attributes:
+        params: T2I parameters by SwarmUI ID (``prompt``, ``model``, ``width``...), passed through.
+        images: how many images to generate.
+        user: the calling user (for keys and attribution), if any.
+    """
+
+    params: Mapping[str, Any]
+    images: int = 1
+    user: str | None = None
+
+
+def expected_image_size(params: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The (width, height) the images must have, when the parameters fix it plainly.
+
+    >>> expected_image_size({"width": 640, "height": 384})
+    (640, 384)
+    >>> expected_image_size({"width": 640, "height": 384, "sidelength": 1024}) is None
+    True
+    """
+    cleaned = {clean_param_id(key): value for key, value in params.items()}
+    if _SIZE_OVERRIDES & cleaned.keys():
+        return None
+    width, height = cleaned.get("width"), cleaned.get("height")
+    if isinstance(width, int) and isinstance(height, int) and not isinstance(width, bool):
+        return (width, height)
+    return None
+
+
+class GenerationRun:
+    """One generation, from admission to release; ``await run()`` once.
+
+    Args:
+        request: what to generate.
+        connect: returns the worker station for this run (resolving the caller's RunPod key;
+            raises MissingApiKeyError when there is none).
+        session: the shared HTTP session for the worker's SwarmUI.
+        admission: the MaxConcurrent limit shared by the orchestrator.
+        timeouts: the deadlines.
+        poll_interval: seconds between readiness polls.
+        transport: ``"ws"`` (progress) or ``"http"`` for the SwarmUI generation.
+        on_progress: called with each :class:`ProgressEvent`.
+        clock: the loop clock (``anyio.current_time``); injectable for tests.
+    """
+
+    def __init__(
+        self,
+        request: GenerationRequest,
+        *,
+        connect: Callable[[], Awaitable[SharedV1Worker]],
+        session: aiohttp.ClientSession,
+        admission: Admission,
+        timeouts: Timeouts,
+        poll_interval: float,
+        transport: str = "ws",
+        on_progress: ProgressCallback | None = None,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self.request = request
+        self._connect = connect
+        self._station_or_none: SharedV1Worker | None = None
+        self._attached = False
+        self._session = session
+        self._admission = admission
+        self._timeouts = timeouts
+        self._poll_interval = poll_interval
+        self._transport = "http" if transport == "http" else "ws"
+        self._on_progress = on_progress
+        self._clock = clock
+        self.recorder = PathRecorder(clock)
+        self.chart = GenerationChart(listeners=[self.recorder])
+        self._submitted_at = clock()
+        self._admitted_at: float | None = None
+        self._wake_job: Job | None = None
+        self._handle: WorkerHandle | None = None
+        self._job_ids: list[str] = []
+        self._images: list[GeneratedImage] = []
+
+    # --- public -------------------------------------------------------------------------
+
+    async def run(self) -> GenerationResult:
+        """Drive the chart to a final state; return the result or raise the failure."""
+        try:
+            try:
+                self._station_or_none = await self._connect()
+                self._report(Stage.QUEUED, "waiting for a generation slot (MaxConcurrent)")
+                async with self._admission.slot():
+                    self._admitted_at = self._clock()
+                    await self._attempt()
+            except OrchestratorError as exc:  # refused before admission (no key...)
+                self._fail(exc)
+                await self._shut_down()
+            except anyio.get_cancelled_exc_class():  # cancelled while queued
+                self._cancel()
+                await self._shut_down()
+                raise
+        finally:
+            self._report_final()
+        failure = self.chart.failure
+        if isinstance(failure, OrchestratorError):
+            failure.path = tuple(self.recorder.path)
+            raise failure
+        return self._result()
+
+    async def _attempt(self) -> None:
+        """The admitted part: drive, and on every path shut down inside the slot."""
+        try:
+            await self._drive()
+        except OrchestratorError as exc:
+            self._fail(exc)
+        except anyio.get_cancelled_exc_class():
+            self._cancel()
+            await self._shut_down()
+            raise
+        except Exception as exc:
+            log.exception("[RunPodServerless] unexpected error in the engine")
+            self._fail(exc)
+            await self._shut_down()
+            raise
+        await self._shut_down()
+
+    # --- the phases ---------------------------------------------------------------------
+
+    async def _drive(self) -> None:
+        station = self._station
+        warm = station.attach()
+        self._attached = True
+        with anyio.move_on_after(self._timeouts.startup) as startup:
+            if warm is not None:
+                self._handle = warm
+                self.chart.send("reuse_warm")
+            else:
+                await self._wake(station)
+            await self._check_ready()
+        if startup.cancelled_caught:
+            raise WorkerNotReadyError(
+                self._timeouts.startup,
+                last_status=self._wake_job.status if self._wake_job else None,
+                phase=self._phase(),
+                job_id=self._wake_job.id if self._wake_job else None,
+            )
+        await self._generate()
+        self.chart.send("release")
+
+    async def _wake(self, station: SharedV1Worker) -> None:
+        """Waking, then Polling: start (or join) the wake-up and wait for the worker."""
+        self.chart.send("wake")
+        self._report(Stage.BOOTING, "waking a worker on the RunPod endpoint")
+
+        def watch(job: Job) -> None:
+            self._wake_job = job
+            self._report(Stage.BOOTING, _wake_message(job), job_status=job.status, job_id=job.id)
+
+        self._wake_job = await station.wake(watch)
+        self._job_ids.append(self._wake_job.id)
+        self.chart.send("accepted")
+        self._handle = await station.wait_ready()
+        if self._handle.hold_job_id:
+            self._job_ids.append(self._handle.hold_job_id)
+        self.chart.send("worker_ready")
+
+    async def _check_ready(self) -> None:
+        """Open a SwarmUI session and wait until none of the worker's backends is loading."""
+        swarm = self._swarm()
+        await swarm.get_new_session()
+        while True:
+            backends = await swarm.list_backends()
+            loading = [b for b in backends.values() if b.status == "loading"]
+            if not loading:
+                break
+            self._report(Stage.BOOTING, "the worker's SwarmUI is loading its backend")
+            await anyio.sleep(self._poll_interval)
+        self._report(
+            Stage.READY,
+            f"worker {self._handle.worker_id if self._handle else '?'} is ready",
+            worker_id=self._handle.worker_id if self._handle else None,
+        )
+
+    async def _generate(self) -> None:
+        self.chart.send("generate")
+        swarm = self._swarm()
+        self._report(Stage.GENERATING, "generating", percent=0.0)
+        with anyio.move_on_after(self._timeouts.generation) as deadline:
+            try:
+                self._images = await swarm.generate(
+                    self.request.params,
+                    images=self.request.images,
+                    transport="http" if self._transport == "http" else "ws",
+                    on_event=self._on_swarm_event,
+                    expected_size=expected_image_size(self.request.params),
+                )
+            except TransportError:
+                self._station.invalidate()
+                raise
+        if deadline.cancelled_caught:
+            raise GenerationTimeoutError(self._timeouts.generation, phase=Phase.GENERATING)
+
+    async def _shut_down(self) -> None:
+        """ShuttingDown: release the worker, shielded and bounded, then reach a final state."""
+        if self.chart.state_id != "shutting_down":
+            return
+        if self._wake_job is not None or self._handle is not None:
+            self._report(Stage.RELEASING, "releasing the worker")
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeouts.release) as scope:
+            if self._attached:
+                self._attached = False
+                await self._station.detach()
+        if scope.cancelled_caught:
+            log.warning(
+                "[RunPodServerless] releasing worker %s took over %g s; its keepalive %s ends "
+                "at its execution timeout at the latest",
+                self._handle.worker_id if self._handle else "?",
+                self._timeouts.release,
+                self._handle.hold_job_id if self._handle else "?",
+            )
+        self.chart.send("released")
+
+    # --- helpers ------------------------------------------------------------------------
+
+    @property
+    def _station(self) -> SharedV1Worker:
+        assert self._station_or_none is not None, "connect() runs before any phase"
+        return self._station_or_none
+
+    def _swarm(self) -> SwarmUIClient:
+        assert self._handle is not None
+        if not hasattr(self, "_swarm_client"):
+            self._swarm_client = SwarmUIClient(
+                self._session,
+                self._handle.public_url,
+                authorization=self._handle.authorization,
+                session_id=self._handle.receipt.session_id,
+                request_timeout=self._timeouts.request,
+                worker_id=self._handle.worker_id,
+            )
+        return self._swarm_client
+
+    def _phase(self) -> Phase:
+        return _PHASE_OF_STATE.get(self.chart.state_id, Phase.RELEASING)
+
+    def _cancel(self) -> None:
+        if self.chart.state_id not in ("shutting_down", "done", "failed", "cancelled"):
+            self.chart.send("cancel")
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.chart.state_id in ("shutting_down", "done", "failed", "cancelled"):
+            return
+        if isinstance(exc, OrchestratorError):
+            exc.with_context(
+                phase=self._phase(),
+                worker_id=self._handle.worker_id if self._handle else None,
+                job_id=self._wake_job.id if self._wake_job else None,
+            )
+        event = (
+            "timeout" if isinstance(exc, WorkerNotReadyError | GenerationTimeoutError) else "error"
+        )
+        log.warning("[RunPodServerless] generation failed in %s: %s", self._phase(), exc)
+        self.chart.send(event, failure=exc)
+
+    def _on_swarm_event(self, event: GenerationEvent) -> None:
+        if isinstance(event, Progress):
+            done = len(self._images)
+            overall = event.overall
+            self._report(
+                Stage.GENERATING,
+                f"generating {overall:.0%}",
+                percent=overall,
+                batch_index=event.batch_index,
+                done=done,
+            )
+        elif isinstance(event, StatusUpdate) and event.loading_models:
+            self._report(Stage.GENERATING, "the worker is loading the model", percent=None)
+        elif isinstance(event, ImageReady):
+            self._report(
+                Stage.GENERATING,
+                f"image {event.batch_index + 1} of {self.request.images} ready",
+                batch_index=event.batch_index,
+            )
+
+    def _report(
+        self, stage: Stage, message: str, *, percent: float | None = None, **detail: Any
+    ) -> None:
+        if self._on_progress is None:
+            return
+        event = ProgressEvent(
+            stage=stage,
+            message=message,
+            elapsed=self._clock() - self._submitted_at,
+            percent=percent,
+            detail={k: v for k, v in detail.items() if v is not None},
+        )
+        try:
+            self._on_progress(event)
+        except Exception:
+            log.exception("[RunPodServerless] a progress callback raised; ignored")
+
+    def _report_final(self) -> None:
+        outcome = self.chart.outcome
+        if outcome is None or self.chart.state_id not in ("done", "failed", "cancelled"):
+            return
+        failure = self.chart.failure
+        message = {
+            Outcome.SUCCEEDED: f"{len(self._images)} image(s) done",
+            Outcome.FAILED: f"failed: {failure}",
+            Outcome.CANCELLED: "cancelled; the worker was released",
+        }[outcome]
+        self._report(_FINAL_STAGE[outcome], message)
+
+    def _result(self) -> GenerationResult:
+        seconds = self.recorder.seconds_in
+        cold = "Waking" in self.recorder.path
+        admitted = self._admitted_at if self._admitted_at is not None else self._submitted_at
+        return GenerationResult(
+            images=tuple(self._images),
+            cold_start=cold,
+            timings=PhaseTimings(
+                queued=admitted - self._submitted_at,
+                waking=seconds("Waking"),
+                polling=seconds("Polling"),
+                ready=seconds("Ready"),
+                generating=seconds("Generating"),
+                releasing=seconds("ShuttingDown"),
+                total=self._clock() - self._submitted_at,
+            ),
+            path=tuple(self.recorder.path),
+            worker_id=self._handle.worker_id if self._handle else None,
+            job_ids=tuple(self._job_ids),
+            runpod_delay_ms=self._handle.receipt.delay_ms if self._handle and cold else None,
+        )
+
+
+def _wake_message(job: Job) -> str:
+    state = job.state
+    if state is JobStatus.IN_QUEUE:
+        return "wake-up job IN_QUEUE: waiting for a worker to start"
+    if state is JobStatus.COMPLETED:
+        return "the worker is awake"
+    if state.is_terminal:
+        return f"wake-up job {job.status}"
+    return "wake-up job running: the worker's SwarmUI is starting"

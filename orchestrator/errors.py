@@ -1,0 +1,369 @@
+"""The exception tree of swarmpod.
+
+Every error swarmpod raises is an :class:`OrchestratorError`. Errors carry the facts a caller
+needs to decide what to do as attributes, never only in their message::
+
+    OrchestratorError                 phase, retryable, status, worker_id, job_id
+    ├── SettingsError                 a setting is missing or has a bad value (.setting, .reason)
+    ├── MissingApiKeyError            no backend key and no key for the calling user
+    ├── TransportError                the connection failed or timed out (retryable)
+    ├── RunPodError                   the RunPod API answered with an error status
+    │   ├── RunPodAuthError           401 / 403: the key is wrong or lacks access (permanent)
+    │   ├── RunPodNotFoundError       404: unknown endpoint or job (permanent)
+    │   ├── RunPodRateLimitError      429: too many requests (retryable, .retry_after)
+    │   ├── RunPodServerError         5xx: RunPod or the worker failed (retryable)
+    │   └── RunPodBadRequestError     other 4xx: the request was refused (permanent)
+    ├── JobError                      a RunPod job ended without the expected output
+    │   ├── JobFailedError            the job ended FAILED / TIMED_OUT / CANCELLED (.job_status)
+    │   └── WorkerProtocolError       the worker answered in a shape its protocol does not allow
+    ├── WorkerNotReadyError           no worker became ready within StartupTimeoutSec
+    ├── GenerationTimeoutError        the generation ran past GenerationTimeoutSec
+    ├── SwarmUIError                  the worker's SwarmUI refused or failed (.error_id)
+    │   ├── SwarmUISessionError       the session stayed invalid after one renewal
+    │   ├── GenerationFailedError     SwarmUI reported a generation failure (200 with "error")
+    │   ├── NoImagesError             the generation finished without any image
+    │   └── ImageDecodeError          an image could not be decoded or has the wrong size
+    └── GenerationCancelledError      the caller cancelled the generation
+
+Messages say what to do; they never contain an API key or token.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+__all__ = [
+    "GenerationCancelledError",
+    "GenerationFailedError",
+    "GenerationTimeoutError",
+    "ImageDecodeError",
+    "JobError",
+    "JobFailedError",
+    "MissingApiKeyError",
+    "NoImagesError",
+    "OrchestratorError",
+    "Phase",
+    "RunPodAuthError",
+    "RunPodBadRequestError",
+    "RunPodError",
+    "RunPodNotFoundError",
+    "RunPodRateLimitError",
+    "RunPodServerError",
+    "SettingsError",
+    "SwarmUIError",
+    "SwarmUISessionError",
+    "TransportError",
+    "WorkerNotReadyError",
+    "WorkerProtocolError",
+    "runpod_error_for_status",
+]
+
+
+class Phase(enum.StrEnum):
+    """The phase of a generation in which an error happened."""
+
+    ADMISSION = "admission"
+    WAKING = "waking"
+    POLLING = "polling"
+    READY = "ready"
+    GENERATING = "generating"
+    RELEASING = "releasing"
+
+
+class OrchestratorError(Exception):
+    """Root of every error raised by swarmpod.
+
+    Attributes:
+        message: the human-readable text (also ``str(error)``).
+        phase: the generation phase in which it happened, when known.
+        retryable: whether the same call may succeed if tried again.
+        status: the HTTP status that caused it, when there was one.
+        worker_id: the RunPod worker involved, when known.
+        job_id: the RunPod job involved, when known.
+        path: the generation chart's states visited until the error (set by the engine).
+    """
+
+    retryable_default: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        phase: Phase | None = None,
+        retryable: bool | None = None,
+        status: int | None = None,
+        worker_id: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.phase = phase
+        self.retryable = self.retryable_default if retryable is None else retryable
+        self.status = status
+        self.worker_id = worker_id
+        self.job_id = job_id
+        self.path: tuple[str, ...] = ()
+
+    def with_context(
+        self,
+        *,
+        phase: Phase | None = None,
+        worker_id: str | None = None,
+        job_id: str | None = None,
+    ) -> OrchestratorError:
+        """Fill in the facts that are still unknown (never overwrites known ones); return self."""
+        if self.phase is None:
+            self.phase = phase
+        if self.worker_id is None:
+            self.worker_id = worker_id
+        if self.job_id is None:
+            self.job_id = job_id
+        return self
+
+    def facts(self) -> dict[str, Any]:
+        """The error's facts as a flat dict (for spans, logs and JSON answers)."""
+        return {
+            "type": type(self).__name__,
+            "message": self.message,
+            "phase": str(self.phase) if self.phase else None,
+            "retryable": self.retryable,
+            "status": self.status,
+            "worker_id": self.worker_id,
+            "job_id": self.job_id,
+        }
+
+    def __repr__(self) -> str:
+        known = {k: v for k, v in self.facts().items() if v is not None and k != "type"}
+        inner = ", ".join(f"{k}={v!r}" for k, v in known.items())
+        return f"{type(self).__name__}({inner})"
+
+
+class SettingsError(OrchestratorError, ValueError):
+    """Raised when a setting is missing or has a value it cannot take."""
+
+    def __init__(self, setting: str, reason: str, *, source: str | None = None) -> None:
+        where = f" (from {source})" if source else ""
+        super().__init__(f"Setting {setting}{where}: {reason}")
+        self.setting = setting
+        self.reason = reason
+        self.source = source
+
+
+class MissingApiKeyError(OrchestratorError):
+    """Raised when neither the backend nor the calling user has a RunPod API key."""
+
+    def __init__(self, user: str | None = None) -> None:
+        who = f" for user '{user}'" if user else ""
+        super().__init__(
+            f"No RunPod API key{who}. Set the backend's RunPodApiKey setting (or RUNPOD_API_KEY), "
+            "or add your own key under User Settings → API Keys (key type runpod_api).",
+            phase=Phase.ADMISSION,
+        )
+        self.user = user
+
+
+class TransportError(OrchestratorError):
+    """Raised when a connection to RunPod or a worker failed or timed out."""
+
+    retryable_default = True
+
+
+class RunPodError(OrchestratorError):
+    """Raised when the RunPod API answered with an error status.
+
+    Attributes:
+        route: the API route that failed (``run``, ``status``, ...).
+    """
+
+    def __init__(self, message: str, *, route: str, status: int, **kwargs: Any) -> None:
+        super().__init__(message, status=status, **kwargs)
+        self.route = route
+
+
+class RunPodAuthError(RunPodError):
+    """Raised on 401/403: the API key is wrong, expired, or not allowed on this endpoint."""
+
+
+class RunPodNotFoundError(RunPodError):
+    """Raised on 404: the endpoint id or the job id is unknown (or the job has expired)."""
+
+
+class RunPodRateLimitError(RunPodError):
+    """Raised on 429 after the retries ran out. ``retry_after`` is RunPod's hint in seconds."""
+
+    retryable_default = True
+
+    def __init__(
+        self, message: str, *, route: str, status: int, retry_after: float | None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, route=route, status=status, **kwargs)
+        self.retry_after = retry_after
+
+
+class RunPodServerError(RunPodError):
+    """Raised on 5xx after the retries ran out."""
+
+    retryable_default = True
+
+
+class RunPodBadRequestError(RunPodError):
+    """Raised on any other 4xx: the request itself was refused."""
+
+
+def runpod_error_for_status(
+    status: int, route: str, *, retry_after: float | None = None, job_id: str | None = None
+) -> RunPodError:
+    """Build the typed error for a failed RunPod API call (the body is never trusted)."""
+    if status in (401, 403):
+        return RunPodAuthError(
+            f"RunPod refused the API key ({status} on /{route}). Check that the key is valid "
+            "and allowed on this endpoint (a read-only or restricted key cannot run jobs).",
+            route=route,
+            status=status,
+            job_id=job_id,
+        )
+    if status == 404:
+        what = f"job {job_id}" if job_id else "endpoint"
+        return RunPodNotFoundError(
+            f"RunPod does not know this {what} (404 on /{route}). Check EndpointId; "
+            "job results expire 30 min after completion.",
+            route=route,
+            status=status,
+            job_id=job_id,
+        )
+    if status == 429:
+        return RunPodRateLimitError(
+            f"RunPod rate-limited /{route} (429) and retries ran out; slow down or raise the "
+            "endpoint's limits.",
+            route=route,
+            status=status,
+            retry_after=retry_after,
+            job_id=job_id,
+        )
+    if status >= 500:
+        return RunPodServerError(
+            f"RunPod answered {status} on /{route} and retries ran out; RunPod or the worker "
+            "is failing, try again later.",
+            route=route,
+            status=status,
+            job_id=job_id,
+        )
+    return RunPodBadRequestError(
+        f"RunPod refused the request to /{route} ({status}).",
+        route=route,
+        status=status,
+        job_id=job_id,
+    )
+
+
+class JobError(OrchestratorError):
+    """Raised when a RunPod job ended without the output swarmpod needs."""
+
+
+class JobFailedError(JobError):
+    """Raised when a job ended FAILED, TIMED_OUT or CANCELLED.
+
+    Attributes:
+        job_status: the terminal RunPod status.
+        error_text: the job's ``error`` as RunPod returned it (may be a JSON string).
+    """
+
+    def __init__(
+        self, message: str, *, job_status: str, error_text: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.job_status = job_status
+        self.error_text = error_text
+
+
+class WorkerProtocolError(JobError):
+    """Raised when a worker's output does not match its protocol (too old, malformed)."""
+
+
+class WorkerNotReadyError(OrchestratorError):
+    """Raised when no worker became ready within the startup timeout.
+
+    Attributes:
+        timeout_s: the startup timeout that ran out.
+        last_status: the last RunPod status seen for the wake-up job.
+    """
+
+    retryable_default = True
+
+    def __init__(self, timeout_s: float, *, last_status: str | None = None, **kwargs: Any) -> None:
+        seen = f" (wake-up job last seen {last_status})" if last_status else ""
+        super().__init__(
+            f"Worker not ready within {timeout_s:g} s{seen}. Check the endpoint's max workers "
+            "and GPU availability in the RunPod console (IN_QUEUE means no worker started; "
+            "unhealthy workers mean the image crashes at start), or raise StartupTimeoutSec "
+            "for slow first installs.",
+            **kwargs,
+        )
+        self.timeout_s = timeout_s
+        self.last_status = last_status
+
+
+class GenerationTimeoutError(OrchestratorError):
+    """Raised when a generation ran longer than GenerationTimeoutSec."""
+
+    retryable_default = True
+
+    def __init__(self, timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(
+            f"Generation did not finish within {timeout_s:g} s (GenerationTimeoutSec). "
+            "Lower steps/images or raise GenerationTimeoutSec.",
+            **kwargs,
+        )
+        self.timeout_s = timeout_s
+
+
+class SwarmUIError(OrchestratorError):
+    """Raised when the worker's SwarmUI answered with an error.
+
+    Attributes:
+        route: the SwarmUI API route.
+        error_id: SwarmUI's ``error_id`` when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        route: str | None = None,
+        error_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("phase", Phase.GENERATING)
+        super().__init__(message, **kwargs)
+        self.route = route
+        self.error_id = error_id
+
+
+class SwarmUISessionError(SwarmUIError):
+    """Raised when SwarmUI still rejects the session after one renewal."""
+
+    retryable_default = True
+
+
+class GenerationFailedError(SwarmUIError):
+    """Raised when SwarmUI reports a failed generation; the message is SwarmUI's own text."""
+
+
+class NoImagesError(SwarmUIError):
+    """Raised when a generation finished without returning any image."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            "No images returned from the worker. Check the model name and the worker's "
+            "SwarmUI logs (the backend may have refused or failed the request).",
+            **kwargs,
+        )
+
+
+class ImageDecodeError(SwarmUIError):
+    """Raised when a returned image is not a decodable image of the requested size."""
+
+
+class GenerationCancelledError(OrchestratorError):
+    """Raised to report that the caller cancelled a generation (its worker was released)."""

@@ -1,0 +1,17 @@
+"""Worker protocols and admission: how swarmpod wakes, holds and releases workers."""
+
+from ._admission import Admission as Admission
+from ._handle import WakeReceipt as WakeReceipt
+from ._handle import WorkerHandle as WorkerHandle
+from ._shared_v1 import SharedV1Worker as SharedV1Worker
+from ._v1 import V1Protocol as V1Protocol
+from ._v1 import WakeWatcher as WakeWatcher
+
+__all__ = [
+    "Admission",
+    "SharedV1Worker",
+    "V1Protocol",
+    "WakeReceipt",
+    "WakeWatcher",
+    "WorkerHandle",
+]

@@ -1,0 +1,20 @@
+"""State charts of swarmpod: pure transition models driven by the engine's anyio tasks."""
+
+from statemachine.exceptions import TransitionNotAllowed as TransitionNotAllowed
+
+from ._diagrams import mermaid as mermaid
+from ._diagrams import write_diagrams as write_diagrams
+from ._recorder import PathRecorder as PathRecorder
+from ._recorder import StateVisit as StateVisit
+from .generation import GenerationChart as GenerationChart
+from .generation import Outcome as Outcome
+
+__all__ = [
+    "GenerationChart",
+    "Outcome",
+    "PathRecorder",
+    "StateVisit",
+    "TransitionNotAllowed",
+    "mermaid",
+    "write_diagrams",
+]

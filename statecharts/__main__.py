@@ -1,0 +1,6 @@
+"""``python -m statecharts``: regenerate the Mermaid diagrams under statecharts/diagrams/."""
+
+from ._diagrams import write_diagrams
+
+for written in write_diagrams():
+    print(written)

@@ -1,0 +1,30 @@
+"""Diagrams generated from the chart classes, so the pictures never drift from the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from statemachine.contrib.diagram import MermaidGraphMachine
+
+from .generation import GenerationChart
+
+__all__ = ["CHARTS", "DIAGRAM_DIR", "mermaid", "write_diagrams"]
+
+CHARTS = {"generation": GenerationChart}
+DIAGRAM_DIR = Path(__file__).parent / "diagrams"
+
+
+def mermaid(chart: type) -> str:
+    """The Mermaid ``stateDiagram-v2`` source of a chart class."""
+    return str(MermaidGraphMachine(chart)()).rstrip() + "\n"  # type: ignore[no-untyped-call]
+
+
+def write_diagrams(directory: Path = DIAGRAM_DIR) -> list[Path]:
+    """Write ``<name>.mmd`` for every chart; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, chart in CHARTS.items():
+        path = directory / f"{name}.mmd"
+        path.write_text(mermaid(chart))
+        written.append(path)
+    return written

@@ -1,0 +1,81 @@
+"""Each package's public namespace is exactly what we mean to publish, and documented."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+PUBLIC = {
+    "orchestrator": {
+        "GeneratedImage",
+        "GenerationFailedError",
+        "GenerationResult",
+        "GenerationTimeoutError",
+        "ImageDecodeError",
+        "JobFailedError",
+        "KeyProvider",
+        "MissingApiKeyError",
+        "NoImagesError",
+        "Orchestrator",
+        "OrchestratorError",
+        "Phase",
+        "PhaseTimings",
+        "ProgressCallback",
+        "ProgressEvent",
+        "RetryPolicy",
+        "RunPodAuthError",
+        "RunPodError",
+        "SettingsError",
+        "Secret",
+        "Settings",
+        "Stage",
+        "StaticKeys",
+        "SwarmUIError",
+        "Timeouts",
+        "TransportError",
+        "WorkerNotReadyError",
+    },
+    "statecharts": {
+        "GenerationChart",
+        "Outcome",
+        "PathRecorder",
+        "StateVisit",
+        "TransitionNotAllowed",
+        "mermaid",
+        "write_diagrams",
+    },
+    "orchestrator.workers": {
+        "Admission",
+        "V1Protocol",
+        "WakeReceipt",
+        "WakeWatcher",
+        "WorkerHandle",
+    },
+}
+DOCUMENTED_PACKAGES = [
+    "orchestrator",
+    "orchestrator.runpod",
+    "orchestrator.swarmui",
+    "orchestrator.workers",
+    "orchestrator.emulator",
+    "orchestrator.emulator.swarm",
+    "statecharts",
+]
+
+
+@pytest.mark.parametrize("package", sorted(PUBLIC))
+def test_all_is_exactly_the_intended_public_names(package: str) -> None:
+    module = importlib.import_module(package)
+    assert set(module.__all__) == PUBLIC[package]
+
+
+@pytest.mark.parametrize("package", DOCUMENTED_PACKAGES)
+def test_every_public_symbol_exists_and_has_a_docstring(package: str) -> None:
+    module = importlib.import_module(package)
+    assert module.__doc__, f"{package} has no module docstring"
+    for name in module.__all__:
+        symbol = getattr(module, name)
+        if inspect.isclass(symbol) or inspect.isfunction(symbol):
+            assert inspect.getdoc(symbol), f"{package}.{name} has no docstring"
