@@ -18,8 +18,8 @@ from .engine import GenerationRequest, GenerationRun
 from .errors import SettingsError
 from .keys import KeyProvider, resolve_runpod_key
 from .runpod import RunPodClient
-from .settings import Settings
 from .secrets import Secret
+from .settings import Settings
 from .workers import Admission, SharedV1Worker, V1Protocol
 
 __all__ = ["Orchestrator"]

@@ -22,10 +22,8 @@ class KeyProvider(Protocol):
 class StaticKeys:
     """A fixed mapping of user → key, for embedding and tests.
 
-    >>> import anyio
-    >>> keys = StaticKeys({"ada": "rpa_1"})
-    >>> anyio.run(keys.runpod_key, "ada")
-    Secret('********')
+    >>> StaticKeys({"ada": "rpa_1", "bob": "rpa_2"})
+    StaticKeys(users=['ada', 'bob'])
     """
 
     def __init__(self, keys: Mapping[str, str | Secret]) -> None:

@@ -263,14 +263,19 @@ async def test_a_generation_arriving_while_the_worker_is_held_reuses_it_warm() -
     slow = SwarmConfig(seconds_per_step=2.0)  # 10 steps = 20 s
     async with world(EndpointConfig(cold_start_s=30, swarm=slow)) as w:
         results = {}
+        first_generating = anyio.Event()
+
+        def watch(event: ProgressEvent) -> None:
+            if event.stage is Stage.GENERATING:
+                first_generating.set()
 
         async def one(name: str) -> None:
-            results[name] = await w.orch.generate(PARAMS)
+            on_progress = watch if name == "first" else None
+            results[name] = await w.orch.generate(PARAMS, on_progress=on_progress)
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(one, "first")
-            while not any(worker.swarm.live_generations for worker in w.endpoint.workers):
-                await anyio.sleep(1)
+            await first_generating.wait()
             tasks.start_soon(one, "second")
         assert results["first"].cold_start is True
         assert results["second"].cold_start is False

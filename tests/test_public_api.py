@@ -48,6 +48,7 @@ PUBLIC = {
     },
     "orchestrator.workers": {
         "Admission",
+        "SharedV1Worker",
         "V1Protocol",
         "WakeReceipt",
         "WakeWatcher",

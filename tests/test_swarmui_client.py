@@ -7,6 +7,7 @@ import io
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import aiohttp
 import anyio
@@ -35,6 +36,8 @@ pytestmark = pytest.mark.anyio
 
 SDXL = "OfficialStableDiffusion/sd_xl_base_1.0.safetensors"
 TOKEN = "Bearer worker-token-0123456789"
+Transport = Literal["ws", "http"]
+TRANSPORTS: tuple[Transport, ...] = ("ws", "http")
 
 
 @dataclass
@@ -52,20 +55,13 @@ async def rig(
     *,
     authorization: Secret | None = None,
     session_timeout: aiohttp.ClientTimeout | None = None,
-    **client_options: object,
 ) -> AsyncIterator[Rig]:
     """Start a fake SwarmUI and a client for it; stop both afterwards."""
     fake = FakeSwarmUI(config or SwarmConfig(), faults=SwarmFaults(), worker_id="w1")
     url = await fake.start()
     try:
         async with aiohttp.ClientSession(timeout=session_timeout) as http:
-            client = SwarmUIClient(
-                http,
-                url,
-                authorization=authorization,
-                worker_id="w1",
-                **client_options,  # type: ignore[arg-type]
-            )
+            client = SwarmUIClient(http, url, authorization=authorization, worker_id="w1")
             yield Rig(fake, http, client)
     finally:
         await fake.stop()
@@ -93,10 +89,11 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 async def test_first_call_creates_a_session() -> None:
     async with rig() as r:
-        assert r.client.session_id is None
+        before = r.client.session_id
         status = await r.client.get_current_status()
-        assert r.client.session_id is not None
-        assert len(r.client.session_id) == 40
+        after = r.client.session_id
+        assert before is None
+        assert after is not None and len(after) == 40
         assert status["status"]["live_gens"] == 0
 
 
@@ -175,14 +172,14 @@ async def test_unreachable_server_is_a_retryable_transport_error() -> None:
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
 async def test_generates_two_pngs_of_the_requested_size_with_consecutive_seeds(
-    transport: str,
+    transport: Transport,
 ) -> None:
     async with rig() as r:
         images = await r.client.generate(
             params(seed=1234),
             images=2,
             transport=transport,
-            expected_size=(64, 80),  # type: ignore[arg-type]
+            expected_size=(64, 80),
         )
         assert [image.batch_index for image in images] == [0, 1]
         assert [image.seed for image in images] == [1234, 1235]
@@ -196,11 +193,11 @@ async def test_generates_two_pngs_of_the_requested_size_with_consecutive_seeds(
 
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
-async def test_a_random_seed_is_locked_client_side(transport: str) -> None:
+async def test_a_random_seed_is_locked_client_side(transport: Transport) -> None:
     async with rig() as r:
         client = SwarmUIClient(r.http, r.client.base_url, rng=random.Random(7))
         expected = random.Random(7).randint(0, 2**31 - 2)
-        images = await client.generate(params(seed=-1), images=2, transport=transport)  # type: ignore[arg-type]
+        images = await client.generate(params(seed=-1), images=2, transport=transport)
         assert [image.seed for image in images] == [expected, expected + 1]
 
 
@@ -245,11 +242,13 @@ async def test_ws_status_updates_report_a_loading_backend() -> None:
 
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
-async def test_a_generation_error_raises_generation_failed_with_the_text(transport: str) -> None:
+async def test_a_generation_error_raises_generation_failed_with_the_text(
+    transport: Transport,
+) -> None:
     async with rig() as r:
         r.fake.faults.generation_error("CUDA out of memory")
         with pytest.raises(GenerationFailedError) as caught:
-            await r.client.generate(params(), transport=transport)  # type: ignore[arg-type]
+            await r.client.generate(params(), transport=transport)
         assert str(caught.value) == "CUDA out of memory"
 
 
@@ -264,19 +263,19 @@ async def test_a_validation_error_raises_generation_failed_with_swarmuis_text() 
 
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
-async def test_no_images_raises_no_images_error(transport: str) -> None:
+async def test_no_images_raises_no_images_error(transport: Transport) -> None:
     async with rig() as r:
         r.fake.faults.no_images()
         with pytest.raises(NoImagesError):
-            await r.client.generate(params(), transport=transport)  # type: ignore[arg-type]
+            await r.client.generate(params(), transport=transport)
 
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
-async def test_bad_base64_raises_image_decode_error(transport: str) -> None:
+async def test_bad_base64_raises_image_decode_error(transport: Transport) -> None:
     async with rig() as r:
         r.fake.faults.bad_base64()
         with pytest.raises(ImageDecodeError, match="base64"):
-            await r.client.generate(params(), transport=transport)  # type: ignore[arg-type]
+            await r.client.generate(params(), transport=transport)
 
 
 async def test_an_image_of_the_wrong_size_raises_image_decode_error_naming_both() -> None:
@@ -286,34 +285,36 @@ async def test_an_image_of_the_wrong_size_raises_image_decode_error_naming_both(
 
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
-async def test_invalid_session_at_generation_is_renewed_once(transport: str) -> None:
+async def test_invalid_session_at_generation_is_renewed_once(transport: Transport) -> None:
     async with rig() as r:
         await r.client.get_new_session()
         r.fake.faults.invalid_session()
-        images = await r.client.generate(params(seed=5), transport=transport)  # type: ignore[arg-type]
+        images = await r.client.generate(params(seed=5), transport=transport)
         assert [image.seed for image in images] == [5]
         assert r.fake.generations_started == 1
 
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
-async def test_invalid_session_twice_at_generation_raises_session_error(transport: str) -> None:
+async def test_invalid_session_twice_at_generation_raises_session_error(
+    transport: Transport,
+) -> None:
     async with rig() as r:
         await r.client.get_new_session()
         r.fake.faults.invalid_session(times=2)
         with pytest.raises(SwarmUISessionError):
-            await r.client.generate(params(), transport=transport)  # type: ignore[arg-type]
+            await r.client.generate(params(), transport=transport)
         assert r.fake.generations_started == 0
 
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
 async def test_view_paths_from_a_worker_that_ignored_donotsave_are_downloaded(
-    transport: str,
+    transport: Transport,
 ) -> None:
     async with rig(authorization=None) as r:
         r.fake.faults.ignore_donotsave()
         images = await r.client.generate(
             params(prompt="a cat / with: odd chars", seed=3),
-            transport=transport,  # type: ignore[arg-type]
+            transport=transport,
         )
         assert png_size(images[0].data) == (64, 80)
         assert images[0].seed == 3
@@ -329,7 +330,7 @@ async def test_authorization_is_sent_on_http_and_the_websocket() -> None:
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
 async def test_a_refused_authorization_is_a_clear_error_that_hides_the_token(
-    transport: str,
+    transport: Transport,
 ) -> None:
     config = SwarmConfig(required_authorization=TOKEN)
     async with rig(config, authorization=Secret("Bearer wrong-secret-value")) as r:
@@ -341,7 +342,7 @@ async def test_a_refused_authorization_is_a_clear_error_that_hides_the_token(
             session_id=session_id,
         )
         with pytest.raises(SwarmUIError) as caught:
-            await client.generate(params(), transport=transport)  # type: ignore[arg-type]
+            await client.generate(params(), transport=transport)
         error = caught.value
         assert error.status == 401
         assert "Authorization" in error.message and "token" in error.message
@@ -372,8 +373,8 @@ async def test_a_cancelled_http_generation_leaves_no_live_generation_on_the_serv
 async def test_a_shared_session_timeout_does_not_cap_a_generation() -> None:
     short = aiohttp.ClientTimeout(total=2.0)
     async with rig(SwarmConfig(seconds_per_step=1.0), session_timeout=short) as r:
-        for transport in ("ws", "http"):
-            images = await r.client.generate(params(steps=5), transport=transport)  # type: ignore[arg-type]
+        for transport in TRANSPORTS:
+            images = await r.client.generate(params(steps=5), transport=transport)
             assert len(images) == 1
 
 
