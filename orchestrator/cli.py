@@ -202,9 +202,13 @@ def _stem() -> str:
 # --- commands ------------------------------------------------------------------------------
 
 
-async def _generate(args: argparse.Namespace) -> int:
+def _generate_settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {"EndpointId": args.endpoint_id, "RunPodBaseUrl": args.base_url}
-    settings = Settings.load(args.config, overrides=overrides)
+    return Settings.load(args.config, overrides=overrides)
+
+
+async def _generate(args: argparse.Namespace) -> int:
+    settings = _generate_settings(args)
     params: dict[str, Any] = {"prompt": args.prompt}
     for key in ("model", "width", "height", "steps", "seed", "cfgscale", "negativeprompt"):
         value = getattr(args, key)
@@ -234,52 +238,72 @@ async def _generate(args: argparse.Namespace) -> int:
 
 
 DEMO_PROMPTS = (
-    ("a lighthouse on a cliff at dawn, oil painting", 2),
-    ("a red fox in fresh snow, photograph", 2),
+    "a lighthouse on a cliff at dawn, oil painting",
+    "a red fox in fresh snow, photograph",
+    "a paper boat on a rainy street, watercolor",
 )
+_SHORT_STATE = {"ShuttingDown": "Release"}
+
+
+def _short_path(path: Sequence[str]) -> str:
+    return ">".join(_SHORT_STATE.get(state, state) for state in path)
 
 
 async def _demo(args: argparse.Namespace) -> int:
+    """Two generations wake one worker together; a third joins it while it is warm."""
     console.print(
-        "[bold]swarmpod demo[/]: two generations at once on the embedded emulator "
-        f"(cold start {args.cold_start:g} s, real time)."
+        "[bold]swarmpod demo[/] on the embedded emulator (no GPU; cold start "
+        f"{args.cold_start:g} s, real time): two generations wake one worker together, "
+        "a third arrives while it is still held and reuses it warm."
     )
-    base = Settings.load(env={}, overrides={"MaxConcurrent": 2, "StartupTimeoutSec": 60})
-    results: list[tuple[str, GenerationResult]] = []
+    base = Settings.load(env={}, overrides={"StartupTimeoutSec": 60})
+    results: dict[int, GenerationResult] = {}
     async with contextlib.AsyncExitStack() as stack:
         settings = await stack.enter_async_context(
             embedded_settings(base, cold_start_s=args.cold_start)
         )
         orch = await stack.enter_async_context(Orchestrator(settings))
+        first_generating = anyio.Event()
         with _progress_bar() as progress:
             view = _ProgressView(progress)
 
-            async def one(prompt: str, count: int) -> None:
-                params = {"prompt": prompt, "width": 512, "height": 512, "steps": 20}
-                result = await orch.generate(
-                    params, images=count, on_progress=view.track(prompt[:28])
-                )
-                results.append((prompt, result))
+            async def one(index: int) -> None:
+                prompt = DEMO_PROMPTS[index]
+                track = view.track(prompt[:28])
+
+                def on_progress(event: ProgressEvent) -> None:
+                    track(event)
+                    if index == 0 and event.stage is Stage.GENERATING:
+                        first_generating.set()
+
+                params = {"prompt": prompt, "width": 512, "height": 512, "steps": 40}
+                results[index] = await orch.generate(params, images=2, on_progress=on_progress)
 
             async with anyio.create_task_group() as tasks:
-                for prompt, count in DEMO_PROMPTS:
-                    tasks.start_soon(one, prompt, count)
+                tasks.start_soon(one, 0)
+                tasks.start_soon(one, 1)
+                await first_generating.wait()
+                tasks.start_soon(one, 2)
 
     table = Table(title="swarmpod demo")
-    for column in ("prompt", "path", "cold start s", "generation s", "seeds", "files"):
+    for column in ("prompt", "worker", "start", "generation", "chart path"):
         table.add_column(column)
     stem = _stem()
-    for index, (prompt, result) in enumerate(results):
+    files = 0
+    for index in sorted(results):
+        result = results[index]
         written = write_images(result, args.out, stem=f"{stem}-{index}")
+        start = f"cold {result.timings.startup:.1f} s" if result.cold_start else "warm"
         table.add_row(
-            prompt[:32],
-            " → ".join(result.path),
-            f"{result.timings.startup:.1f}",
-            f"{result.timings.generating:.1f}",
-            ", ".join(str(seed) for seed in result.seeds),
-            "\n".join(str(path) for path in written),
+            DEMO_PROMPTS[index][:20],
+            (result.worker_id or "-")[:8],
+            start,
+            f"{result.timings.generating:.1f} s",
+            _short_path(result.path),
         )
+        files += len(written)
     console.print(table)
+    console.print(f"{files} PNG files written to {args.out}/")
     return 0
 
 
@@ -314,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     command = {"generate": _generate, "demo": _demo, "emulator": _emulator}[args.command]
     try:
+        if args.command == "generate":
+            _generate_settings(args)  # refuse bad settings before anything starts
         return anyio.run(command, args)
     except OrchestratorError as exc:
         console.print(f"[red]error[/] ({type(exc).__name__}, phase {exc.phase}): {exc}")

@@ -18,14 +18,15 @@ needs to decide what to do as attributes, never only in their message::
     │   └── WorkerProtocolError       the worker answered in a shape its protocol does not allow
     ├── WorkerNotReadyError           no worker became ready within StartupTimeoutSec
     ├── GenerationTimeoutError        the generation ran past GenerationTimeoutSec
-    ├── SwarmUIError                  the worker's SwarmUI refused or failed (.error_id)
-    │   ├── SwarmUISessionError       the session stayed invalid after one renewal
-    │   ├── GenerationFailedError     SwarmUI reported a generation failure (200 with "error")
-    │   ├── NoImagesError             the generation finished without any image
-    │   └── ImageDecodeError          an image could not be decoded or has the wrong size
-    └── GenerationCancelledError      the caller cancelled the generation
+    └── SwarmUIError                  the worker's SwarmUI refused or failed (.error_id)
+        ├── SwarmUISessionError       the session stayed invalid after one renewal
+        ├── GenerationFailedError     SwarmUI reported a generation failure (200 with "error")
+        ├── NoImagesError             the generation finished without any image
+        └── ImageDecodeError          an image could not be decoded or has the wrong size
 
-Messages say what to do; they never contain an API key or token.
+A generation the caller cancels raises the caller's own cancellation (anyio semantics), after
+its worker was released; its chart ends in ``Cancelled``. Messages say what to do; they never
+contain an API key or token.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import enum
 from typing import Any
 
 __all__ = [
-    "GenerationCancelledError",
     "GenerationFailedError",
     "GenerationTimeoutError",
     "ImageDecodeError",
@@ -363,7 +363,3 @@ class NoImagesError(SwarmUIError):
 
 class ImageDecodeError(SwarmUIError):
     """Raised when a returned image is not a decodable image of the requested size."""
-
-
-class GenerationCancelledError(OrchestratorError):
-    """Raised to report that the caller cancelled a generation (its worker was released)."""

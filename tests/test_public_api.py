@@ -80,3 +80,16 @@ def test_every_public_symbol_exists_and_has_a_docstring(package: str) -> None:
         symbol = getattr(module, name)
         if inspect.isclass(symbol) or inspect.isfunction(symbol):
             assert inspect.getdoc(symbol), f"{package}.{name} has no docstring"
+
+
+def test_the_error_tree_in_the_docstring_names_every_error_class() -> None:
+    from orchestrator import errors
+
+    classes = {
+        name
+        for name in errors.__all__
+        if isinstance(getattr(errors, name), type)
+        and issubclass(getattr(errors, name), errors.OrchestratorError)
+    }
+    drawn = set(errors.__doc__.split()) if errors.__doc__ else set()
+    assert classes <= drawn, f"not drawn in errors.py's tree: {sorted(classes - drawn)}"

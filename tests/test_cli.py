@@ -1,0 +1,100 @@
+"""The swarmpod command line: generate and demo on the embedded emulator, and its errors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from orchestrator import cli
+
+
+@pytest.fixture(autouse=True)
+def no_configured_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own RunPod settings must not leak into these tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("SWARMPOD_", "RUNPOD_")):
+            monkeypatch.delenv(name)
+
+
+def pngs(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.png"))
+
+
+def parse(*argv: str) -> object:
+    return cli._parser().parse_args(argv)
+
+
+@pytest.mark.anyio
+async def test_generate_without_an_endpoint_uses_the_embedded_emulator_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parse(
+        "generate",
+        "a red fox",
+        "--images",
+        "2",
+        "--width",
+        "320",
+        "--height",
+        "192",
+        "--seed",
+        "11",
+        "--param",
+        "cfgscale=6.5",
+        "--out",
+        str(tmp_path),
+    )
+    assert await cli._generate(args) == 0  # type: ignore[arg-type]
+
+    out, err = capsys.readouterr()
+    assert "embedded emulator" in err
+    assert "cold start" in err and "2 image(s) written" in err
+    written = pngs(tmp_path)
+    assert [path.name.split("-seed")[1] for path in written] == ["11.png", "12.png"]
+    assert out.split() == [str(path) for path in written]
+    for path in written:
+        with Image.open(io.BytesIO(path.read_bytes())) as image:
+            assert image.size == (320, 192)
+
+
+@pytest.mark.anyio
+async def test_the_demo_writes_six_images_and_shows_a_warm_reuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli._demo(parse("demo", "--out", str(tmp_path))) == 0  # type: ignore[arg-type]
+    assert len(pngs(tmp_path)) == 6
+    err = capsys.readouterr().err
+    assert err.count("│ cold ") == 2
+    assert err.count("│ warm ") == 1
+
+
+def test_images_are_never_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "x-00-seed5.png").write_bytes(b"old")
+    from orchestrator._result import GenerationResult, PhaseTimings
+    from orchestrator.swarmui import GeneratedImage
+
+    image = GeneratedImage(
+        data=b"new", mime="image/png", width=1, height=1, seed=5, batch_index=0, metadata=None
+    )
+    result = GenerationResult(
+        images=(image,),
+        cold_start=False,
+        timings=PhaseTimings(0, 0, 0, 0, 0, 0, 0),
+        path=(),
+        worker_id=None,
+        job_ids=(),
+        runpod_delay_ms=None,
+    )
+    (written,) = cli.write_images(result, tmp_path, stem="x")
+    assert written.name == "x-00-seed5-1.png"
+    assert (tmp_path / "x-00-seed5.png").read_bytes() == b"old"
+
+
+def test_a_bad_setting_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["generate", "a fox", "--endpoint-id", "bad id!"]) == 2
+    assert "EndpointId" in capsys.readouterr().err
