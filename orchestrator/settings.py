@@ -29,11 +29,11 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .errors import SettingsError
+from .runpod import DEFAULT_BASE_URL
 from .secrets import Secret
 
 __all__ = ["DEFAULT_BASE_URL", "Settings", "Timeouts", "WorkerProtocolName"]
 
-DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
 WorkerProtocolName = Literal["auto", "v1", "v2"]
 
 
