@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -24,6 +25,7 @@ from ._result import GenerationResult
 from .emulator import Emulator, EmulatorConfig, EndpointConfig
 from .emulator.swarm import SwarmConfig
 from .errors import OrchestratorError
+from .replay import load_scenario, run_scenario_blocking
 from .secrets import Secret
 from .settings import Settings
 
@@ -92,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="a short demo on the embedded emulator")
     demo.add_argument("--out", type=Path, default=Path("output"))
     demo.add_argument("--cold-start", type=float, default=3.0, help="emulated cold start (s)")
+
+    replay = commands.add_parser(
+        "replay", help="run scenario files against the emulator in virtual time"
+    )
+    replay.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO.toml")
+    replay.add_argument("-q", "--quiet", action="store_true", help="print only the verdicts")
 
     emu = commands.add_parser("emulator", help="serve the RunPod + SwarmUI emulator on a port")
     emu.add_argument("--host", default="127.0.0.1")
@@ -331,18 +339,38 @@ async def _emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    """Run each scenario on its own virtual-time loop; exit 1 if any fails, 2 if unreadable."""
+    scenarios = [load_scenario(path) for path in args.scenarios]
+    failed = 0
+    for scenario in scenarios:
+        report = run_scenario_blocking(scenario)
+        if args.quiet:
+            verdict = "PASS" if report.passed else "FAIL"
+            print(f"{verdict}  {scenario.name}  ({scenario.source})")
+        else:
+            print(report.render())
+        failed += not report.passed
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``swarmpod`` console script."""
     args = _parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    command = {"generate": _generate, "demo": _demo, "emulator": _emulator}[args.command]
     try:
+        if args.command == "replay":
+            return _replay(args)  # each scenario runs on its own virtual-time loop
+        command = {"generate": _generate, "demo": _demo, "emulator": _emulator}[args.command]
         if args.command == "generate":
             _generate_settings(args)  # refuse bad settings before anything starts
         return anyio.run(command, args)
     except OrchestratorError as exc:
-        console.print(f"[red]error[/] ({type(exc).__name__}, phase {exc.phase}): {exc}")
+        phase = f", phase {exc.phase}" if exc.phase else ""
+        console.print(
+            f"[red]error[/] ({type(exc).__name__}{phase}): {escape(str(exc))}", soft_wrap=True
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -62,6 +62,7 @@ DOCUMENTED_PACKAGES = [
     "orchestrator.workers",
     "orchestrator.emulator",
     "orchestrator.emulator.swarm",
+    "orchestrator.replay",
     "statecharts",
 ]
 

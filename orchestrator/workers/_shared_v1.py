@@ -157,6 +157,9 @@ class SharedV1Worker:
             if wake.handle is None:
                 if self._wake is wake:
                     self._wake = None  # later generations try afresh
+                    # A wake-up job still queued or running must be withdrawn by the last
+                    # user out, or RunPod starts (and bills) a worker nobody waits for.
+                    self._retired.append(wake)
                 return
             await self._keep_held(wake)
 
