@@ -142,6 +142,7 @@ class GenerationRun:
         self._handle: WorkerHandle | None = None
         self._job_ids: list[str] = []
         self._images: list[GeneratedImage] = []
+        self._swarm_client: SwarmUIClient | None = None
 
     # --- public -------------------------------------------------------------------------
 
@@ -291,7 +292,7 @@ class GenerationRun:
 
     def _swarm(self) -> SwarmUIClient:
         assert self._handle is not None
-        if not hasattr(self, "_swarm_client"):
+        if self._swarm_client is None:
             self._swarm_client = SwarmUIClient(
                 self._session,
                 self._handle.public_url,
