@@ -84,6 +84,9 @@ def test_public_names_are_exactly_the_intended_ones() -> None:
             "EmulatorConfig",
             "EndpointConfig",
             "EndpointFaults",
+            "LedgerEntry",
+            "RateLimits",
+            "WebhookCall",
             "WorkerState",
         ]
     )
@@ -98,7 +101,7 @@ def test_endpoint_config_refuses_impossible_values() -> None:
 
 def test_faults_refuse_unknown_routes() -> None:
     with pytest.raises(ValueError, match="route"):
-        EndpointFaults().http_status("retry", 500)
+        EndpointFaults().http_status("job-take", 500)
 
 
 async def test_base_url_is_the_v2_root_on_loopback(anyio_backend: object) -> None:

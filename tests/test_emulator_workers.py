@@ -227,10 +227,8 @@ async def test_low_priority_jobs_never_start_a_worker(anyio_backend: object) -> 
 
 
 async def test_an_infinite_cold_start_keeps_jobs_in_queue(anyio_backend: object) -> None:
-    async with emulated(EndpointConfig(cold_start_s=float("inf"), max_workers=1)) as (
-        emulator,
-        ep,
-    ):
+    config = EndpointConfig(cold_start_s=float("inf"), max_workers=1, init_timeout_s=float("inf"))
+    async with emulated(config) as (emulator, ep):
         job = await submit(emulator, {"input": {"action": "wakeup"}})
         await anyio.sleep(3600)
         health = ep.health()

@@ -1,6 +1,9 @@
 """The fake SwarmUI behaves like SwarmUI (specs/swarmui-api.md §11), checked with plain aiohttp.
 
 Each test names the checklist item it covers. All tests run in looptime's virtual time.
+Sibling files, one per concern, reuse this file's helpers: ``test_fake_swarmui_auth.py``
+(items 12-14, the v2 gateway), ``test_fake_swarmui_routes.py`` (38, 40, 42, 43, idleness) and
+``test_fake_swarmui_faults.py`` (the fault script, 28, 29).
 """
 
 from __future__ import annotations

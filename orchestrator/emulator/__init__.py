@@ -1,6 +1,8 @@
 """An embedded RunPod serverless emulator: endpoints, queue, workers and their fake SwarmUIs.
 
 Facts it is built to: ``specs/runpod-api.md`` §2-§4 and ``specs/worker-protocols.md`` (v1).
+Beyond RunPod's routes it serves one emulator-only debug route,
+``GET /v2/{endpoint_id}/_emulator/ledger``: the endpoint's per-second billing ledger.
 
 >>> async def main() -> None:  # doctest: +SKIP
 ...     config = EmulatorConfig(endpoints={"ep": EndpointConfig(cold_start_s=90)})
@@ -15,6 +17,9 @@ from ._emulator import Emulator as Emulator
 from ._endpoint import EmulatedEndpoint as EmulatedEndpoint
 from ._faults import EndpointFaults as EndpointFaults
 from ._jobs import EmulatedJob as EmulatedJob
+from ._ledger import LedgerEntry as LedgerEntry
+from ._ratelimit import RateLimits as RateLimits
+from ._webhooks import WebhookCall as WebhookCall
 from ._worker import EmulatedWorker as EmulatedWorker
 from ._worker import WorkerState as WorkerState
 
@@ -26,5 +31,8 @@ __all__ = [
     "EmulatorConfig",
     "EndpointConfig",
     "EndpointFaults",
+    "LedgerEntry",
+    "RateLimits",
+    "WebhookCall",
     "WorkerState",
 ]

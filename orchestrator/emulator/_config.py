@@ -9,7 +9,27 @@ from typing import Literal
 
 from orchestrator.emulator.swarm import SwarmConfig
 
-__all__ = ["EmulatorConfig", "EndpointConfig"]
+from ._ratelimit import RateLimits
+
+__all__ = ["Duration", "EmulatorConfig", "EndpointConfig"]
+
+Duration = float | tuple[float, float]
+"""A fixed time in seconds, or a ``(low, high)`` range drawn uniformly from the seeded RNG."""
+
+
+def _duration(value: object, name: str) -> Duration:
+    if isinstance(value, list | tuple):
+        if len(value) != 2:
+            raise ValueError(f"{name} as a range needs exactly (low, high)")
+        low, high = float(value[0]), float(value[1])
+        if math.isnan(low) or math.isnan(high) or not 0 <= low <= high:
+            raise ValueError(f"{name} range needs 0 <= low <= high")
+        return (low, high)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a number of seconds or a (low, high) range")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{name} must be >= 0")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -21,42 +41,93 @@ class EndpointConfig:
 
     Attributes:
         min_workers: always-on workers, started with the emulator and never idled out.
-        max_workers: cap on live workers (unhealthy ones keep their slot).
-        cold_start_s: container + SwarmUI start; ``math.inf`` = never ready.
+        max_workers: cap on live workers (unhealthy and throttled ones keep their slot).
+        cold_start_s: container + SwarmUI start; ``math.inf`` = never ready; a
+            ``(low, high)`` range draws each boot uniformly from the RNG seeded with ``seed``.
         flashboot_start_s: start time of a worker revived shortly after another stopped
-            (None = same as ``cold_start_s``).
+            (None = same as ``cold_start_s``; a range is drawn like ``cold_start_s``).
+        seed: seed of the RNG that draws ranged start times (same seed, same draws).
         idle_timeout_s: a worker with no job for this long stops.
+        scaler: ``queue_delay`` (a job waiting ``queue_delay_s`` starts a worker) or
+            ``request_count`` (target workers = ceil((inQueue + inProgress) / scaler_value)).
         queue_delay_s: the queue-delay scaler starts a worker once a job has waited this long
             and no idle worker exists.
+        scaler_value: requests per worker of the request-count scaler (>= 1).
         execution_timeout_s: default job execution timeout (``policy.executionTimeout`` wins).
         protocol: the worker protocol the workers speak.
         swarm: configuration of every worker's fake SwarmUI.
-        boot_fails: the container crashes during start, so every worker becomes unhealthy.
+        boot_fails: the container crashes during start, so every worker becomes unhealthy
+            (and stays so).
+        crash_loop: every worker crashes during its first ``crash_loop`` boots; it is
+            unhealthy (not billed) for ``unhealthy_restart_s`` after each, then boots again.
+        unhealthy_restart_s: how long a crash-looping worker stays unhealthy before a reboot.
+        init_timeout_s: a boot longer than this marks the worker unhealthy (RunPod: 7 min,
+            ``RUNPOD_INIT_TIMEOUT``); ``math.inf`` = never.
+        capacity: host capacity, the most workers that can boot or run at once; a wanted worker
+            beyond it waits THROTTLED (not billed). None = unlimited.
+        run_retention_s: how long a finished ``/run`` job stays readable (then 404).
+        runsync_retention_s: how long a finished ``/runsync`` job stays readable (then 404).
+        webhook_retries: further webhook attempts after a delivery that did not get a 200.
+        webhook_retry_delay_s: the pause between webhook attempts.
+        rate_limits: per-route token buckets (HTTP 429 with ``Retry-After``); None = no limits.
     """
 
     min_workers: int = 0
     max_workers: int = 3
-    cold_start_s: float = 60.0
-    flashboot_start_s: float | None = None
+    cold_start_s: Duration = 60.0
+    flashboot_start_s: Duration | None = None
+    seed: int = 0
     idle_timeout_s: float = 5.0
+    scaler: Literal["queue_delay", "request_count"] = "queue_delay"
     queue_delay_s: float = 4.0
+    scaler_value: int = 1
     execution_timeout_s: float = 600.0
     protocol: Literal["v1"] = "v1"
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     boot_fails: bool = False
+    crash_loop: int = 0
+    unhealthy_restart_s: float = 60.0
+    init_timeout_s: float = 420.0
+    capacity: int | None = None
+    run_retention_s: float = 1800.0
+    runsync_retention_s: float = 60.0
+    webhook_retries: int = 2
+    webhook_retry_delay_s: float = 10.0
+    rate_limits: RateLimits | None = field(default_factory=RateLimits)
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_workers <= self.max_workers:
             raise ValueError("need 0 <= min_workers <= max_workers")
-        times = (self.cold_start_s, self.idle_timeout_s, self.queue_delay_s)
+        object.__setattr__(self, "cold_start_s", _duration(self.cold_start_s, "cold_start_s"))
+        if self.flashboot_start_s is not None:
+            flashboot = _duration(self.flashboot_start_s, "flashboot_start_s")
+            object.__setattr__(self, "flashboot_start_s", flashboot)
+        times = (
+            self.idle_timeout_s,
+            self.queue_delay_s,
+            self.unhealthy_restart_s,
+            self.init_timeout_s,
+            self.run_retention_s,
+            self.runsync_retention_s,
+            self.webhook_retry_delay_s,
+        )
         if any(math.isnan(t) or t < 0 for t in times):
-            raise ValueError("cold_start_s, idle_timeout_s and queue_delay_s must be >= 0")
-        if self.flashboot_start_s is not None and self.flashboot_start_s < 0:
-            raise ValueError("flashboot_start_s must be >= 0")
+            raise ValueError(
+                "idle_timeout_s, queue_delay_s, unhealthy_restart_s, init_timeout_s, "
+                "retention and webhook delay times must be >= 0"
+            )
         if self.execution_timeout_s <= 0:
             raise ValueError("execution_timeout_s must be > 0")
         if self.protocol != "v1":
             raise ValueError(f"unsupported worker protocol {self.protocol!r}")
+        if self.scaler not in ("queue_delay", "request_count"):
+            raise ValueError(f"unknown scaler {self.scaler!r}")
+        if self.scaler_value < 1:
+            raise ValueError("scaler_value must be >= 1")
+        if self.crash_loop < 0 or self.webhook_retries < 0:
+            raise ValueError("crash_loop and webhook_retries must be >= 0")
+        if self.capacity is not None and self.capacity < 0:
+            raise ValueError("capacity must be >= 0 (or None for unlimited)")
 
 
 def _default_endpoints() -> Mapping[str, EndpointConfig]:

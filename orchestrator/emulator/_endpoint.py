@@ -1,16 +1,18 @@
-"""One emulated serverless endpoint: job queue, workers, queue-delay scaler, /health counters.
+"""One emulated serverless endpoint: job queue, workers, scalers, /health counters, billing.
 
-Every state change calls ``_changed.notify()``; workers, the scaler and ``/runsync`` waiters wait
-on it, so nothing polls. Workers pull jobs FIFO (normal priority before ``lowPriority``), run one
-at a time, and live in the emulator's task group under their own cancel scope: stopping a
-worker cancels that scope, which interrupts whatever its handler was doing.
+Every state change calls ``_changed.notify()``; workers, the scaler, the expiry sweep and
+long-polling requests wait on it, so nothing polls. Workers pull jobs FIFO (normal priority
+before ``lowPriority``), run one at a time, and live in the emulator's task group under their own
+cancel scope: stopping a worker cancels that scope, which interrupts whatever its handler was
+doing.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import anyio
@@ -19,10 +21,13 @@ from anyio.abc import TaskGroup
 from orchestrator.emulator.swarm import FakeSwarmUI, SwarmFaults
 from orchestrator.runpod import JobStatus
 
-from ._config import EndpointConfig
+from ._config import Duration, EndpointConfig
 from ._faults import EndpointFaults
 from ._jobs import EmulatedJob, Outcome, new_job_id, outcome_of_exception, outcome_of_value
+from ._ledger import LedgerEntry, ledger_entry, ledger_json
+from ._ratelimit import RateLimiter
 from ._v1_handler import handle_v1
+from ._webhooks import WebhookCall, deliver_webhook
 from ._worker import EmulatedWorker, WorkerState, new_worker_id
 
 __all__ = ["EmulatedEndpoint"]
@@ -31,6 +36,11 @@ _log = logging.getLogger("swarmpod.emulator")
 
 FLASHBOOT_WINDOW_S: Final = 600.0
 """A worker stopped at most this long ago can be revived with ``flashboot_start_s``."""
+
+DEFAULT_TTL_S: Final = 86_400.0
+"""A job's time to live when its ``policy.ttl`` is unset (24 h, runpod-api.md §2.1)."""
+
+_HOSTED: Final = (WorkerState.INITIALIZING, WorkerState.IDLE, WorkerState.RUNNING)
 
 
 class _Pulse:
@@ -58,6 +68,8 @@ class EmulatedEndpoint:
         faults: the API fault script of this endpoint.
         swarm_faults: the fault script shared by the fake SwarmUI of every worker.
         api_calls: ``(method, route, status)`` of every request served for this endpoint.
+        webhook_calls: every webhook delivery attempt, in order.
+        rate_limiter: the per-route token buckets (None when rate limits are off).
     """
 
     def __init__(self, endpoint_id: str, config: EndpointConfig) -> None:
@@ -70,9 +82,15 @@ class EmulatedEndpoint:
         self.swarm_faults = SwarmFaults()
         self.api_calls: list[tuple[str, str, int]] = []
         self._changed = _Pulse()
+        self.faults.on_capacity_change = self._changed.notify
         self._task_group: TaskGroup | None = None
         self._closing = False
         self._stopped_at: list[float] = []
+        self._retried = 0
+        self._rng = random.Random(config.seed)
+        self._background: set[anyio.CancelScope] = set()
+        self.webhook_calls: list[WebhookCall] = []
+        self.rate_limiter = None if config.rate_limits is None else RateLimiter(config.rate_limits)
 
     @property
     def jobs(self) -> Mapping[str, EmulatedJob]:
@@ -91,10 +109,10 @@ class EmulatedEndpoint:
     def health(self) -> dict[str, Any]:
         """The ``/health`` object (spec §2.9), computed from the current state.
 
-        ``completed``/``failed`` count every job kept (TIMED_OUT counts as failed); ``ready``
-        and ``throttled`` are always 0 because the emulator has no such worker states yet.
+        ``completed``/``failed`` count every job kept (TIMED_OUT counts as failed); ``retried``
+        counts ``/retry`` calls; ``ready`` is always 0 (the emulator has no such worker state).
         """
-        jobs = {"completed": 0, "failed": 0, "inProgress": 0, "inQueue": 0, "retried": 0}
+        jobs = {"completed": 0, "failed": 0, "inProgress": 0, "inQueue": 0}
         by_status = {
             JobStatus.COMPLETED: "completed",
             JobStatus.FAILED: "failed",
@@ -106,6 +124,7 @@ class EmulatedEndpoint:
             key = by_status.get(job.state)
             if key is not None:
                 jobs[key] += 1
+        jobs["retried"] = self._retried
         workers = dict.fromkeys(
             ("idle", "initializing", "ready", "running", "throttled", "unhealthy"), 0
         )
@@ -114,10 +133,44 @@ class EmulatedEndpoint:
                 workers[worker.state.value] += 1
         return {"jobs": jobs, "workers": workers}
 
+    @property
+    def ledger(self) -> list[LedgerEntry]:
+        """The billing ledger: one entry per worker ever started, in start order.
+
+        A live worker's entry is open (``stopped_at`` None) and counts up to now.
+        """
+        now = anyio.current_time()
+        return [ledger_entry(worker, now) for worker in self._workers]
+
+    def ledger_json(self) -> dict[str, Any]:
+        """The ledger as a JSON-serializable dict with totals (``total_billed_seconds``, ...)."""
+        return ledger_json(self.endpoint_id, self.ledger)
+
     def emit_stream(self, job_id: str, output: Any) -> None:
         """Append one streamed output to a job, as a generator handler's ``yield`` does."""
         self._jobs[job_id].stream.append(output)
         self._changed.notify()
+
+    def report_progress(self, job_id: str, output: Any) -> None:
+        """A worker's ``progress_update``: an IN_PROGRESS job shows ``output`` in ``/status``.
+
+        Ignored unless the job is IN_PROGRESS (a late update never revives a finished job).
+        """
+        job = self._jobs.get(job_id)
+        if job is not None and job.state is JobStatus.IN_PROGRESS:
+            job.progress = output
+            self._changed.notify()
+
+    def kill_worker(self, worker_id: str, reason: str = "the worker died") -> None:
+        """Kill a live worker at once: its running job FAILS, it and its SwarmUI stop."""
+        worker = self._worker_by_id(worker_id)
+        if worker is None:
+            raise KeyError(worker_id)
+        job = self._jobs.get(worker.current_job_id or "")
+        if job is not None and job.state is JobStatus.IN_PROGRESS and job.worker_id == worker.id:
+            job.error = f"worker {worker.id} died: {reason}"
+            self._finish(job, JobStatus.FAILED)
+        self._stop_worker(worker, reason)
 
     # -- the API side --------------------------------------------------------------------
 
@@ -131,6 +184,7 @@ class EmulatedEndpoint:
             policy=policy,
             webhook=webhook,
             submitted_at=anyio.current_time(),
+            sync=sync,
         )
         self._jobs[job.id] = job
         self._queue.append(job)
@@ -140,9 +194,28 @@ class EmulatedEndpoint:
 
     async def wait_terminal(self, job: EmulatedJob, wait_s: float) -> None:
         """Wait until ``job`` is terminal, ``wait_s`` passed, or the emulator is stopping."""
+        await self.wait_until(lambda: job.state.is_terminal, wait_s)
+
+    async def wait_until(self, condition: Callable[[], bool], wait_s: float) -> None:
+        """Wait until ``condition()`` holds, ``wait_s`` passed, or the emulator is stopping."""
         with anyio.move_on_after(wait_s):
-            while not job.state.is_terminal and not self._closing:
+            while not condition() and not self._closing:
                 await self._changed.wait()
+
+    def retry(self, job: EmulatedJob) -> bool:
+        """Requeue a FAILED or TIMED_OUT job under its id (False for any other state)."""
+        if job.state not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+            return False
+        job.status = JobStatus.IN_QUEUE.value
+        job.started_at = job.finished_at = job.worker_id = None
+        job.output = job.error = job.progress = None
+        job.stream.clear()
+        job.stream_cursor = 0
+        job.retries += 1
+        self._retried += 1
+        self._queue.append(job)
+        self._changed.notify()
+        return True
 
     def cancel(self, job: EmulatedJob) -> None:
         """Cancel a job: a queued one is never taken; a running one's worker is stopped."""
@@ -171,12 +244,47 @@ class EmulatedEndpoint:
         """Start the scaler (and so the min workers) in the emulator's task group."""
         self._task_group = task_group
         task_group.start_soon(self._scale_loop, name=f"scaler {self.endpoint_id}")
+        task_group.start_soon(self._expiry_loop, name=f"expiry {self.endpoint_id}")
 
     def close(self) -> None:
         """Stop every worker and release ``/runsync`` waiters (the emulator is stopping)."""
         self._closing = True
         for worker in self.running_workers():
             self._stop_worker(worker, "the emulator is stopping")
+        for scope in self._background:
+            scope.cancel()
+        self._changed.notify()
+
+    # -- expiry: ttl and result retention ------------------------------------------------
+
+    def _expires_at(self, job: EmulatedJob) -> float:
+        ttl = job.ttl_s()
+        at = job.submitted_at + (DEFAULT_TTL_S if ttl is None else ttl)
+        if job.finished_at is not None:
+            config = self.config
+            retention = config.runsync_retention_s if job.sync else config.run_retention_s
+            at = min(at, job.finished_at + retention)
+        return at
+
+    async def _expiry_loop(self) -> None:
+        while not self._closing:
+            now = anyio.current_time()
+            next_at = math.inf
+            for job in list(self._jobs.values()):
+                at = self._expires_at(job)
+                if at <= now:
+                    self._expire(job)
+                else:
+                    next_at = min(next_at, at)
+            with anyio.move_on_after(next_at - now):
+                await self._changed.wait()
+
+    def _expire(self, job: EmulatedJob) -> None:
+        """Delete a job past its ttl or retention, in any state (a running one's result is lost)."""
+        _log.debug("[Emulator] %s: job %s expired (%s)", self.endpoint_id, job.id, job.status)
+        if job in self._queue:
+            self._queue.remove(job)
+        del self._jobs[job.id]
         self._changed.notify()
 
     # -- scaling -------------------------------------------------------------------------
@@ -186,7 +294,10 @@ class EmulatedEndpoint:
             now = anyio.current_time()
             while len(self.running_workers()) < self.config.min_workers:
                 self._start_worker("min workers")
-            next_check = self._scale_for_queue(now)
+            if self.config.scaler == "request_count":
+                next_check = self._scale_for_requests()
+            else:
+                next_check = self._scale_for_queue(now)
             with anyio.move_on_after(next_check - now):
                 await self._changed.wait()
 
@@ -195,12 +306,37 @@ class EmulatedEndpoint:
         delay = self.config.queue_delay_s
         eligible = [job for job in self._queue if not job.low_priority]
         overdue = [job for job in eligible if now - job.submitted_at >= delay]
-        coming = sum(w.state in (WorkerState.IDLE, WorkerState.INITIALIZING) for w in self._workers)
+        starting = (WorkerState.IDLE, WorkerState.INITIALIZING, WorkerState.THROTTLED)
+        coming = sum(w.state in starting for w in self._workers)
         room = self.config.max_workers - len(self.running_workers())
         for _ in range(min(len(overdue) - coming, room)):
             self._start_worker("queue delay")
         waiting = [job.submitted_at + delay for job in eligible if now - job.submitted_at < delay]
         return min(waiting, default=math.inf)
+
+    def _scale_for_requests(self) -> float:
+        """Request-count scaler: ceil((inQueue + inProgress) / scaler_value) workers.
+
+        ``lowPriority`` jobs still queued do not count, so they never start a worker.
+        """
+        queued = sum(not job.low_priority for job in self._queue)
+        running = sum(job.state is JobStatus.IN_PROGRESS for job in self._jobs.values())
+        target = math.ceil((queued + running) / self.config.scaler_value)
+        live = len(self.running_workers())
+        for _ in range(min(target, self.config.max_workers) - live):
+            self._start_worker("request count")
+        return math.inf
+
+    def _capacity(self) -> int | None:
+        capacity = self.faults.capacity
+        return self.config.capacity if capacity == "config" else capacity
+
+    def _has_host(self, worker: EmulatedWorker | None) -> bool:
+        capacity = self._capacity()
+        if capacity is None:
+            return True
+        hosted = sum(w.state in _HOSTED for w in self._workers if w is not worker)
+        return hosted < capacity
 
     def _start_worker(self, reason: str) -> None:
         assert self._task_group is not None, "the endpoint is not open"
@@ -211,7 +347,10 @@ class EmulatedEndpoint:
             self._stopped_at.remove(recent[0])
         worker_id = new_worker_id()
         swarm = FakeSwarmUI(self.config.swarm, faults=self.swarm_faults, worker_id=worker_id)
-        worker = EmulatedWorker(worker_id, swarm, started_at=now, flashboot=flashboot)
+        state = WorkerState.INITIALIZING
+        if not self._has_host(None):
+            state = WorkerState.THROTTLED
+        worker = EmulatedWorker(worker_id, swarm, started_at=now, flashboot=flashboot, state=state)
         self._workers.append(worker)
         _log.info("[Emulator] %s: starting worker %s (%s)", self.endpoint_id, worker_id, reason)
         self._task_group.start_soon(self._worker_main, worker, name=f"worker {worker_id}")
@@ -238,22 +377,52 @@ class EmulatedEndpoint:
     async def _worker_main(self, worker: EmulatedWorker) -> None:
         try:
             with worker.scope:
-                if await self._boot(worker):
-                    await self._serve(worker)
+                while True:
+                    await self._wait_for_host(worker)
+                    booted = await self._boot(worker)
+                    if booted:
+                        await self._serve(worker)
+                        return
+                    if worker.boot_crashes == 0 or worker.boot_crashes > self.config.crash_loop:
+                        return  # unhealthy for good: it keeps its slot, unbilled
+                    await anyio.sleep(self.config.unhealthy_restart_s)
+                    worker.state = WorkerState.INITIALIZING
+                    self._changed.notify()
         finally:
             with anyio.CancelScope(shield=True):
                 await worker.swarm.stop()
 
+    async def _wait_for_host(self, worker: EmulatedWorker) -> None:
+        """Stay THROTTLED (unbilled) until host capacity lets the worker boot."""
+        while not self._has_host(worker):
+            if worker.state is not WorkerState.THROTTLED:
+                worker.state = WorkerState.THROTTLED
+                self._changed.notify()
+            await self._changed.wait()
+        if worker.state is WorkerState.THROTTLED:
+            worker.state = WorkerState.INITIALIZING
+            self._changed.notify()
+
+    def _draw(self, duration: Duration) -> float:
+        if isinstance(duration, tuple):
+            return self._rng.uniform(*duration)
+        return duration
+
     async def _boot(self, worker: EmulatedWorker) -> bool:
         config = self.config
-        boot_s = config.cold_start_s
+        boot = config.cold_start_s
         if worker.flashboot and config.flashboot_start_s is not None:
-            boot_s = config.flashboot_start_s
-        if math.isinf(boot_s):
-            await anyio.sleep_forever()
+            boot = config.flashboot_start_s
+        boot_s = self._draw(boot)
+        if boot_s > config.init_timeout_s:
+            await anyio.sleep(config.init_timeout_s)
+            return self._crashed(worker, f"its start took over {config.init_timeout_s:g} s")
         await anyio.sleep(boot_s)
         if config.boot_fails:
             return self._crashed(worker, "the container crashed during start")
+        if worker.boot_crashes < config.crash_loop:
+            worker.boot_crashes += 1
+            return self._crashed(worker, f"crash loop (crash {worker.boot_crashes})")
         try:
             worker.public_url = await worker.swarm.start(host="127.0.0.1", port=0)
         except OSError as exc:
@@ -300,18 +469,25 @@ class EmulatedEndpoint:
     async def _execute(self, worker: EmulatedWorker, job: EmulatedJob) -> bool:
         """Run ``job``; return whether the worker goes on serving."""
         timeout_s = job.execution_timeout_s(self.config.execution_timeout_s)
+        deaths = self.faults.worker_deaths
+        dies_after_s = deaths.popleft() if deaths else math.inf
         outcome: Outcome | None = None
         with anyio.move_on_after(timeout_s):
-            try:
-                outcome = outcome_of_value(await handle_v1(worker, job.input))
-            except Exception as exc:
-                outcome = outcome_of_exception(exc, worker_id=worker.id)
+            with anyio.move_on_after(dies_after_s) as death:
+                try:
+                    outcome = outcome_of_value(await handle_v1(worker, job.input))
+                except Exception as exc:
+                    outcome = outcome_of_exception(exc, worker_id=worker.id)
+            if death.cancelled_caught:
+                self.kill_worker(worker.id, "injected fault: died mid-job")
+                return False
         if outcome is None:
             if job.state is JobStatus.IN_PROGRESS:
                 self._finish(job, JobStatus.TIMED_OUT)
             self._stop_worker(worker, f"job {job.id} exceeded its execution timeout")
             return False
-        if job.state is JobStatus.IN_PROGRESS and job.worker_id == worker.id:
+        kept = self._jobs.get(job.id) is job  # not deleted by its ttl meanwhile
+        if kept and job.state is JobStatus.IN_PROGRESS and job.worker_id == worker.id:
             job.output, job.error = outcome.output, outcome.error
             self._finish(job, outcome.status)
         worker.current_job_id = None
@@ -322,5 +498,24 @@ class EmulatedEndpoint:
     def _finish(self, job: EmulatedJob, status: JobStatus) -> None:
         job.status = status.value
         job.finished_at = anyio.current_time()
+        job.progress = None
         _log.debug("[Emulator] %s: job %s %s", self.endpoint_id, job.id, status)
+        if job.webhook and self._task_group is not None and not self._closing:
+            body = job.to_api(job.finished_at)
+            self._task_group.start_soon(self._webhook, job.id, job.webhook, body)
         self._changed.notify()
+
+    async def _webhook(self, job_id: str, url: str, body: dict[str, Any]) -> None:
+        with anyio.CancelScope() as scope:
+            self._background.add(scope)
+            try:
+                await deliver_webhook(
+                    job_id,
+                    url,
+                    body,
+                    retries=self.config.webhook_retries,
+                    retry_delay_s=self.config.webhook_retry_delay_s,
+                    record=self.webhook_calls.append,
+                )
+            finally:
+                self._background.discard(scope)

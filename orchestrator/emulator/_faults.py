@@ -1,14 +1,46 @@
-"""Scripted faults of the emulated RunPod API."""
+"""Scripted faults of the emulated RunPod API and of its workers.
+
+Route faults are consumed request by request, in the order scripted, one per request:
+
+- :class:`HttpFault`: answer with an HTTP error status (and ``Retry-After``);
+- :class:`Latency`: wait, then serve the request normally;
+- :class:`DropConnection`: close the socket without an answer;
+- :class:`MalformedBody`: answer 200 with truncated, unparseable JSON.
+
+Endpoint-wide faults: no host capacity (wanted workers stay throttled, jobs stay IN_QUEUE) and
+workers dying mid-job (the job FAILS, the worker and its SwarmUI stop).
+"""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
-__all__ = ["ROUTES", "EndpointFaults", "HttpFault"]
+__all__ = [
+    "ROUTES",
+    "DropConnection",
+    "EndpointFaults",
+    "HttpFault",
+    "Latency",
+    "MalformedBody",
+    "RouteFault",
+]
 
-ROUTES: Final = frozenset({"run", "runsync", "status", "stream", "cancel", "health", "purge-queue"})
+ROUTES: Final = frozenset(
+    {
+        "run",
+        "runsync",
+        "status",
+        "status-sync",
+        "stream",
+        "cancel",
+        "retry",
+        "health",
+        "purge-queue",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -19,38 +51,109 @@ class HttpFault:
     retry_after: float | None
 
 
+@dataclass(frozen=True)
+class Latency:
+    """Serve the request normally, but only after ``seconds`` (loop time)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DropConnection:
+    """Close the connection without sending any answer."""
+
+
+@dataclass(frozen=True)
+class MalformedBody:
+    """Answer 200 with a JSON body cut in half (unparseable)."""
+
+
+RouteFault = HttpFault | Latency | DropConnection | MalformedBody
+"""Any fault scripted for one request on a route."""
+
+
 class EndpointFaults:
-    """A fault script for one endpoint's API, consumed request by request.
+    """A fault script for one endpoint's API and workers, consumed request by request.
 
     >>> faults = EndpointFaults()
     >>> faults.http_status("run", 503, times=2)
     >>> [faults.take("run").status, faults.take("run").status, faults.take("run")]
     [503, 503, None]
+
+    Attributes:
+        capacity: host capacity set by :meth:`host_capacity` (``"config"`` = the endpoint's).
+        on_capacity_change: called when the capacity changes (the endpoint re-plans workers).
+        worker_deaths: seconds after taking its job at which the next workers die, in order.
     """
 
     def __init__(self) -> None:
-        self._pending: dict[str, deque[HttpFault]] = {}
+        self._pending: dict[str, deque[RouteFault]] = {}
+        self.capacity: int | Literal["config"] | None = "config"
+        self.worker_deaths: deque[float] = deque()
+        self.on_capacity_change: Callable[[], None] | None = None
+
+    def _script(self, route: str, fault: RouteFault, times: int) -> None:
+        if route not in ROUTES:
+            raise ValueError(f"unknown route {route!r}; expected one of {sorted(ROUTES)}")
+        if times < 1:
+            raise ValueError("need times >= 1")
+        self._pending.setdefault(route, deque()).extend([fault] * times)
 
     def http_status(
         self, route: str, status: int, *, times: int = 1, retry_after: float | None = None
     ) -> None:
         """Answer the next ``times`` requests on ``route`` with ``status`` instead of serving them.
 
-        ``route`` is one of ``run``, ``runsync``, ``status``, ``stream``, ``cancel``,
-        ``health``, ``purge-queue``. Scripts for a route queue up in the order given.
+        ``route`` is one of ``run``, ``runsync``, ``status``, ``status-sync``, ``stream``,
+        ``cancel``, ``retry``, ``health``, ``purge-queue``. Scripts for a route queue up in the
+        order given.
         """
-        if route not in ROUTES:
-            raise ValueError(f"unknown route {route!r}; expected one of {sorted(ROUTES)}")
-        if not 100 <= status <= 599 or times < 1:
+        if not 100 <= status <= 599:
             raise ValueError("need an HTTP status in 100..599 and times >= 1")
-        fault = HttpFault(status, retry_after)
-        self._pending.setdefault(route, deque()).extend([fault] * times)
+        self._script(route, HttpFault(status, retry_after), times)
 
-    def take(self, route: str) -> HttpFault | None:
+    def latency(self, route: str, seconds: float, *, times: int = 1) -> None:
+        """Delay the next ``times`` requests on ``route`` by ``seconds``, then serve them."""
+        if not seconds >= 0:
+            raise ValueError("latency needs seconds >= 0")
+        self._script(route, Latency(seconds), times)
+
+    def drop_connection(self, route: str, *, times: int = 1) -> None:
+        """Close the socket of the next ``times`` requests on ``route`` without an answer."""
+        self._script(route, DropConnection(), times)
+
+    def malformed_body(self, route: str, *, times: int = 1) -> None:
+        """Answer the next ``times`` requests on ``route`` with 200 and truncated JSON."""
+        self._script(route, MalformedBody(), times)
+
+    def host_capacity(self, workers: int | Literal["config"] | None = 0) -> None:
+        """Limit how many workers can boot or run (0 = none: wanted workers stay throttled).
+
+        None lifts the limit; ``"config"`` restores the endpoint's ``capacity``. Jobs stay
+        IN_QUEUE while no worker can start.
+        """
+        if isinstance(workers, int) and workers < 0:
+            raise ValueError("host capacity must be >= 0 (or None)")
+        self.capacity = workers
+        if self.on_capacity_change is not None:
+            self.on_capacity_change()
+
+    def worker_dies(self, *, after_s: float = 0.0, times: int = 1) -> None:
+        """The next ``times`` workers to take a job die ``after_s`` seconds later, mid-job.
+
+        The dying worker's job ends FAILED, the worker stops and so does its SwarmUI.
+        """
+        if not after_s >= 0 or times < 1:
+            raise ValueError("worker_dies needs after_s >= 0 and times >= 1")
+        self.worker_deaths.extend([after_s] * times)
+
+    def take(self, route: str) -> RouteFault | None:
         """The fault scripted for the next request on ``route``, consuming it (None = serve)."""
         pending = self._pending.get(route)
         return pending.popleft() if pending else None
 
     def clear(self) -> None:
-        """Forget every scripted fault."""
+        """Forget every scripted fault and restore the configured capacity."""
         self._pending.clear()
+        self.worker_deaths.clear()
+        self.host_capacity("config")

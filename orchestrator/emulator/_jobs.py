@@ -33,7 +33,7 @@ class EmulatedJob:
         id: the job id.
         input: the request's ``input`` as sent.
         policy: the request's ``policy`` object (empty when none was sent).
-        webhook: the request's ``webhook`` URL (stored, not yet called).
+        webhook: the request's ``webhook`` URL, POSTed the status object on a terminal state.
         status: the RunPod status string.
         submitted_at: when the request arrived.
         started_at: when a worker took it.
@@ -42,6 +42,10 @@ class EmulatedJob:
         output: the handler's output (shown once COMPLETED).
         error: the failure text (shown when FAILED).
         stream: every output streamed so far; ``/stream`` hands each out once.
+        stream_cursor: how many of ``stream`` were handed out already.
+        sync: whether it came from ``/runsync`` (shorter result retention).
+        retries: how many times ``/retry`` requeued it.
+        progress: the last progress update while IN_PROGRESS (shown as ``output``).
     """
 
     id: str
@@ -57,6 +61,9 @@ class EmulatedJob:
     error: str | None = None
     stream: list[Any] = field(default_factory=list)
     stream_cursor: int = 0
+    sync: bool = False
+    retries: int = 0
+    progress: Any = None
 
     @property
     def state(self) -> JobStatus:
@@ -73,6 +80,13 @@ class EmulatedJob:
         timeout_ms = self.policy.get("executionTimeout")
         return timeout_ms / 1000 if isinstance(timeout_ms, int | float) else default_s
 
+    def ttl_s(self) -> float | None:
+        """``policy.ttl`` in seconds, None when the request set none."""
+        ttl_ms = self.policy.get("ttl")
+        if isinstance(ttl_ms, int | float) and not isinstance(ttl_ms, bool):
+            return ttl_ms / 1000
+        return None
+
     def to_api(self, now: float) -> dict[str, Any]:
         """The job object ``/status`` returns (fields appear as the state allows, spec §2.4)."""
         body: dict[str, Any] = {"id": self.id, "status": self.status}
@@ -83,8 +97,12 @@ class EmulatedJob:
             body["workerId"] = self.worker_id
         if self.status == JobStatus.COMPLETED:
             body["output"] = self.output
+        elif self.status == JobStatus.IN_PROGRESS and self.progress is not None:
+            body["output"] = self.progress
         if self.status == JobStatus.FAILED and self.error is not None:
             body["error"] = self.error
+        if self.retries:
+            body["retries"] = self.retries
         return body
 
     def take_stream(self) -> list[Any]:

@@ -1,7 +1,11 @@
 """The emulated RunPod API over HTTP: routes under ``/v2/{endpoint_id}/`` (spec §2, §3).
 
-Each request goes through the same gate (auth -> endpoint -> scripted fault) and is then served
-by one small handler per route. Errors are ``{"error": "<message>"}`` JSON bodies.
+Each request goes through the same gate (auth -> endpoint -> rate limit -> scripted fault) and
+is then served by one small handler per route. Errors are ``{"error": "<message>"}`` JSON bodies.
+
+One route is emulator-only, not RunPod's: ``GET /v2/{endpoint_id}/_emulator/ledger`` answers
+the endpoint's billing ledger (:meth:`EmulatedEndpoint.ledger_json`). It needs an API key but
+is neither rate limited, fault-scripted nor counted in ``api_calls``.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ import msgspec
 from aiohttp import web
 
 from ._endpoint import EmulatedEndpoint
+from ._faults import DropConnection, HttpFault, Latency, MalformedBody
 from ._jobs import EmulatedJob
+from ._ratelimit import retry_after_header
 
 __all__ = ["build_app"]
 
 _RUNSYNC_WAIT_MS: Final = (1000, 90_000, 300_000)  # min, default, max
+_LONG_POLL_MAX_MS: Final = 300_000  # /status-sync and /stream ?wait= (no default: answer at once)
 _MAX_BODY: Final = {"run": 10 * 1024 * 1024, "runsync": 20 * 1024 * 1024}
 
 _Handler = Callable[[web.Request, EmulatedEndpoint], Awaitable[web.Response]]
@@ -57,14 +64,26 @@ def build_app(
         (("POST",), "run", "run", _run),
         (("POST",), "runsync", "runsync", _runsync),
         (("GET", "POST"), "status/{job_id}", "status", _status),
+        (("GET", "POST"), "status-sync/{job_id}", "status-sync", _status_sync),
         (("GET", "POST"), "stream/{job_id}", "stream", _stream),
         (("POST",), "cancel/{job_id}", "cancel", _cancel),
+        (("POST",), "retry/{job_id}", "retry", _retry),
         (("GET",), "health", "health", _health),
         (("POST",), "purge-queue", "purge-queue", _purge),
     ]
     for methods, path, route, handler in routes:
         for method in methods:
             app.router.add_route(method, f"/v2/{{endpoint_id}}/{path}", gate(route, handler))
+
+    async def ledger(request: web.Request) -> web.Response:
+        endpoint = endpoints.get(request.match_info["endpoint_id"])
+        if _key_of(request) not in api_keys:
+            return _error(401, "Unauthorized: missing or unknown API key")
+        if endpoint is None:
+            return _error(404, "endpoint not found")
+        return web.json_response(endpoint.ledger_json())
+
+    app.router.add_get("/v2/{endpoint_id}/_emulator/ledger", ledger)
     return app
 
 
@@ -79,13 +98,38 @@ async def _gated(
         return _error(401, "Unauthorized: missing or unknown API key")
     if endpoint is None:
         return _error(404, "endpoint not found")
+    if endpoint.rate_limiter is not None:
+        wait_s = endpoint.rate_limiter.admit(_key_of(request), route)
+        if wait_s is not None:
+            headers = {"Retry-After": retry_after_header(wait_s)}
+            return _error(429, f"rate limit of /{route} exceeded", headers)
     fault = endpoint.faults.take(route)
     if fault is None:
         return await handler(request, endpoint)
+    if isinstance(fault, Latency):
+        await anyio.sleep(fault.seconds)
+        return await handler(request, endpoint)
+    if isinstance(fault, MalformedBody):
+        served = await handler(request, endpoint)
+        body = served.body if isinstance(served.body, bytes) else b"{}"
+        return web.Response(
+            body=body[: len(body) // 2], status=200, content_type="application/json"
+        )
+    if isinstance(fault, DropConnection):
+        return _drop(request)
+    assert isinstance(fault, HttpFault)
     headers = {}
     if fault.retry_after is not None:
         headers["Retry-After"] = f"{fault.retry_after:g}"
     return _error(fault.status, "injected fault", headers)
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Close the client's connection without an answer (aiohttp writes nothing after this)."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return web.Response(status=499)  # never sent; recorded as 499 in api_calls
 
 
 async def _read_job_request(
@@ -107,6 +151,9 @@ async def _read_job_request(
     timeout = policy.get("executionTimeout")
     if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
         return _error(400, "policy.executionTimeout must be a positive integer (ms)")
+    ttl = policy.get("ttl")
+    if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0):
+        return _error(400, "policy.ttl must be a positive integer (ms)")
     return body["input"], policy, webhook
 
 
@@ -140,6 +187,15 @@ async def _runsync(request: web.Request, endpoint: EmulatedEndpoint) -> web.Resp
     return web.json_response(job.to_api(_now()))
 
 
+def _long_poll_s(request: web.Request) -> float | web.Response:
+    """The ``?wait=`` of a long-poll in seconds (0 when absent, at most 300 s)."""
+    try:
+        wait_ms = int(request.query.get("wait", 0))
+    except ValueError:
+        return _error(400, "wait must be an integer (ms)")
+    return min(max(wait_ms, 0), _LONG_POLL_MAX_MS) / 1000
+
+
 async def _status(request: web.Request, endpoint: EmulatedEndpoint) -> web.Response:
     job = _job_of(request, endpoint)
     if job is None:
@@ -147,12 +203,48 @@ async def _status(request: web.Request, endpoint: EmulatedEndpoint) -> web.Respo
     return web.json_response(job.to_api(_now()))
 
 
-async def _stream(request: web.Request, endpoint: EmulatedEndpoint) -> web.Response:
+async def _status_sync(request: web.Request, endpoint: EmulatedEndpoint) -> web.Response:
+    """Long-poll status (JS/Go SDKs): answer once terminal or after ``?wait=`` ms."""
+    wait_s = _long_poll_s(request)
+    if isinstance(wait_s, web.Response):
+        return wait_s
     job = _job_of(request, endpoint)
     if job is None:
         return _error(404, "job not found")
+    await endpoint.wait_until(
+        lambda: job.state.is_terminal or endpoint.jobs.get(job.id) is not job, wait_s
+    )
+    if endpoint.jobs.get(job.id) is not job:
+        return _error(404, "job not found")
+    return web.json_response(job.to_api(_now()))
+
+
+async def _stream(request: web.Request, endpoint: EmulatedEndpoint) -> web.Response:
+    wait_s = _long_poll_s(request)
+    if isinstance(wait_s, web.Response):
+        return wait_s
+    job = _job_of(request, endpoint)
+    if job is None:
+        return _error(404, "job not found")
+
+    def news() -> bool:
+        gone = endpoint.jobs.get(job.id) is not job
+        return gone or job.state.is_terminal or len(job.stream) > job.stream_cursor
+
+    await endpoint.wait_until(news, wait_s)
+    if endpoint.jobs.get(job.id) is not job:
+        return _error(404, "job not found")
     chunks = [{"output": output} for output in job.take_stream()]
     return web.json_response({"status": job.status, "stream": chunks})
+
+
+async def _retry(request: web.Request, endpoint: EmulatedEndpoint) -> web.Response:
+    job = _job_of(request, endpoint)
+    if job is None:
+        return _error(404, "job not found")
+    if not endpoint.retry(job):
+        return _error(400, f"only FAILED or TIMED_OUT jobs can be retried, not {job.status}")
+    return web.json_response({"id": job.id, "status": job.status})
 
 
 async def _cancel(request: web.Request, endpoint: EmulatedEndpoint) -> web.Response:

@@ -1,25 +1,38 @@
-"""Emulated serverless workers: identity, state, and the fake SwarmUI each one hosts."""
+"""Emulated serverless workers: identity, state, billing phases, and the fake SwarmUI each hosts."""
 
 from __future__ import annotations
 
 import enum
 import uuid
+from typing import Final
 
 import anyio
 
 from orchestrator.emulator.swarm import FakeSwarmUI
 
-__all__ = ["EmulatedWorker", "WorkerState", "new_worker_id"]
+__all__ = ["BILLED_PHASES", "EmulatedWorker", "WorkerState", "new_worker_id"]
 
 
 class WorkerState(enum.StrEnum):
     """A worker's state, as the RunPod console and ``/health`` name them."""
 
+    THROTTLED = "throttled"
     INITIALIZING = "initializing"
     IDLE = "idle"
     RUNNING = "running"
     STOPPED = "stopped"
     UNHEALTHY = "unhealthy"
+
+
+BILLED_PHASES: Final = {
+    WorkerState.INITIALIZING: "boot",
+    WorkerState.RUNNING: "execution",
+    WorkerState.IDLE: "idle",
+}
+"""Billed worker states and the ledger phase each one counts as (runpod-api.md §4.5).
+
+Throttled (no host), unhealthy (crashed) and stopped workers are not billed.
+"""
 
 
 def new_worker_id() -> str:
@@ -34,6 +47,9 @@ class EmulatedWorker:
     worker reports ``https://{worker_id}-7801.proxy.runpod.net`` instead; a later issue adds
     that mode with a map from proxy URLs to local ports.
 
+    Setting ``state`` also keeps the billing clock: the time spent in each billed state
+    (:data:`BILLED_PHASES`) adds up in ``phase_seconds`` (loop time).
+
     Attributes:
         id: the worker id (``RUNPOD_POD_ID``).
         state: its :class:`WorkerState`.
@@ -41,14 +57,22 @@ class EmulatedWorker:
         swarm: its fake SwarmUI.
         session_id: the SwarmUI session the v1 handler cached at start.
         flashboot: whether it started as a FlashBoot revival (faster start).
-        started_at: loop time at which it was started (boot began).
+        started_at: loop time at which it was started (created; boot began unless throttled).
         stopped_at: loop time at which it stopped, None while live.
         current_job_id: the job it is running, if any.
+        boot_crashes: how many of its boots crashed so far.
     """
 
-    def __init__(self, worker_id: str, swarm: FakeSwarmUI, *, started_at: float, flashboot: bool):
+    def __init__(
+        self,
+        worker_id: str,
+        swarm: FakeSwarmUI,
+        *,
+        started_at: float,
+        flashboot: bool,
+        state: WorkerState = WorkerState.INITIALIZING,
+    ):
         self.id = worker_id
-        self.state = WorkerState.INITIALIZING
         self.public_url: str | None = None
         self.swarm = swarm
         self.session_id: str | None = None
@@ -56,12 +80,37 @@ class EmulatedWorker:
         self.started_at = started_at
         self.stopped_at: float | None = None
         self.current_job_id: str | None = None
+        self.boot_crashes = 0
         self.scope = anyio.CancelScope()
+        self.phase_seconds = {"boot": 0.0, "execution": 0.0, "idle": 0.0}
+        self._state = state
+        self._since = started_at
+
+    @property
+    def state(self) -> WorkerState:
+        """The worker's state; setting it closes the billing phase of the previous one."""
+        return self._state
+
+    @state.setter
+    def state(self, state: WorkerState) -> None:
+        now = anyio.current_time()
+        phase = BILLED_PHASES.get(self._state)
+        if phase is not None:
+            self.phase_seconds[phase] += now - self._since
+        self._state, self._since = state, now
+
+    def phases_at(self, now: float) -> dict[str, float]:
+        """Seconds billed per phase (boot, execution, idle) up to ``now`` (loop time)."""
+        phases = dict(self.phase_seconds)
+        phase = BILLED_PHASES.get(self._state)
+        if phase is not None:
+            phases[phase] += max(0.0, now - self._since)
+        return phases
 
     @property
     def live(self) -> bool:
         """Whether the worker still holds a slot (anything but stopped)."""
-        return self.state is not WorkerState.STOPPED
+        return self._state is not WorkerState.STOPPED
 
     def __repr__(self) -> str:
-        return f"EmulatedWorker(id={self.id!r}, state={self.state.value!r})"
+        return f"EmulatedWorker(id={self.id!r}, state={self._state.value!r})"

@@ -1,8 +1,12 @@
 """A fake SwarmUI server (HTTP + WebSocket) that behaves like SwarmUI, with fault injection.
 
-Built to specs/swarmui-api.md (§1-§5 and the fake-server checklist §11). One
-``FakeSwarmUI`` plays the SwarmUI of one emulated RunPod worker; a ``SwarmFaults`` script may be
-shared by all workers of an endpoint. All time comes from the event loop.
+Built to specs/swarmui-api.md (§1-§8 and the fake-server checklist §11): the API pipeline,
+sessions, roles and permissions, accounts (``swarm_token`` cookies), the required
+``Authorization`` header (the v2 worker gateway's bearer token), generation over HTTP and
+WebSocket, models and backends, upstream API keys and, optionally, the RunPod Serverless
+extension's routes. One ``FakeSwarmUI`` plays the SwarmUI of one emulated RunPod worker; a
+``SwarmFaults`` script may be shared by all workers of an endpoint. All time comes from the
+event loop (and wall-clock dates from ``SwarmConfig.clock``).
 """
 
 from ._config import DEFAULT_MODELS as DEFAULT_MODELS

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 __all__ = ["DEFAULT_MODELS", "ModelSpec", "SwarmConfig", "SwarmFaults"]
 
@@ -103,6 +105,22 @@ class SwarmConfig:
             carry exactly this ``Authorization`` header, else 401 text ``Unauthorized``.
         max_usages: generations the backend runs at once.
         features: the backend's feature flags.
+        role: the built-in role every user has (``owner``, ``admin``, ``poweruser``, ``user``,
+            ``guest``); routes and parameters it lacks the permission for are refused (§7).
+        permissions: an explicit permission-flag set that replaces the role's (``*`` = all).
+        accounts_required: SwarmUI's ``AuthorizationRequired``: ``GetNewSession`` then needs a
+            valid ``swarm_token`` cookie (see ``FakeSwarmUI.create_auth_token``).
+        allow_localhost_bypass: SwarmUI's ``AllowLocalhostBypass`` (SwarmUI's default is true;
+            the fake's is false because every test client is local): with accounts on, a
+            request from 127.0.0.1/::1 without ``X-Forwarded-For`` is the ``local`` user.
+        auth_bypass_ips: client IPs that skip ``required_authorization``.
+        api_key_types: the key types ``SetAPIKey`` accepts (``runpod_api`` is added when
+            ``runpod_extension`` is on).
+        runpod_extension: also serve the RunPod Serverless extension's ``GetStatus`` and
+            ``RefreshModels`` routes (§8), with one RunPod backend.
+        runpod_endpoint_id: that backend's ``endpoint_id``.
+        clock: the wall-clock date the server reports (output paths, ``GetAPIKeyStatus``);
+            None uses 2026-01-01 12:00 plus the loop's seconds, so tests never read real time.
     """
 
     models: tuple[ModelSpec, ...] = DEFAULT_MODELS
@@ -119,6 +137,15 @@ class SwarmConfig:
         "variation_seed",
         "folderslash",
     )
+    role: str = "owner"
+    permissions: tuple[str, ...] | None = None
+    accounts_required: bool = False
+    allow_localhost_bypass: bool = False
+    auth_bypass_ips: tuple[str, ...] = ()
+    api_key_types: tuple[str, ...] = ("stability_api", "civitai_api", "huggingface_api")
+    runpod_extension: bool = False
+    runpod_endpoint_id: str = "fake-endpoint"
+    clock: Callable[[], datetime] | None = None
 
 
 class SwarmFaults:
@@ -137,6 +164,7 @@ class SwarmFaults:
         self._armed: Counter[str] = Counter()
         self.error_text = "Something went wrong while generating images."
         self.slow_factor = 1.0
+        self.latency_s: dict[str, float] = {}
 
     def __repr__(self) -> str:
         armed = {kind: n for kind, n in self._armed.items() if n > 0}
@@ -157,6 +185,12 @@ class SwarmFaults:
     def pending(self, kind: str) -> int:
         """How many ``kind`` faults are still armed."""
         return self._armed[kind]
+
+    def clear(self) -> None:
+        """Disarm every fault and restore normal speed."""
+        self._armed.clear()
+        self.latency_s.clear()
+        self.slow_factor = 1.0
 
     def invalid_session(self, times: int = 1) -> None:
         """The next session-checked calls answer ``invalid_session_id`` (a restarted worker)."""
@@ -180,12 +214,23 @@ class SwarmFaults:
         self._arm("hang_generation", times)
 
     def drop_connection(self, times: int = 1) -> None:
-        """The next generations drop the connection after their first progress step."""
+        """The next generations die mid-way, like a worker that crashed: after their first
+        progress step the connection is aborted (HTTP: no response at all; WS: the socket
+        ends without a close frame)."""
         self._arm("drop_connection", times)
 
-    def truncated_json(self, times: int = 1) -> None:
-        """The next HTTP generations answer with a JSON body cut in half."""
-        self._arm("truncated_json", times)
+    def truncated_json(self, times: int = 1, route: str = "GenerateText2Image") -> None:
+        """The next answers of ``route`` are JSON cut in half (HTTP: the body; the WS route
+        ``GenerateText2ImageWS``: its next ``image`` message)."""
+        self._arm(f"truncated_json:{route.lower()}", times)
+
+    def latency(self, route: str, seconds: float, times: int = 1) -> None:
+        """The next requests to ``route`` (an API route name, case-insensitive, or ``View``)
+        wait ``seconds`` before they are handled (for WS routes: after the first message)."""
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        self.latency_s[route.lower()] = seconds
+        self._arm(f"latency:{route.lower()}", times)
 
     def ignore_donotsave(self, times: int = 1) -> None:
         """The next generations save their images and return ``View/...`` paths anyway."""

@@ -10,7 +10,6 @@ import json
 import random
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 from typing import Any, Final
 
 import anyio
@@ -25,7 +24,6 @@ Emit = Callable[[dict[str, Any]], Awaitable[None]]
 Output = tuple[int, str]
 """(batch index, ``images`` entry: a data URL or a ``View/...`` path)."""
 
-_EPOCH: Final = datetime(2026, 1, 1, 12, 0)
 _UNSAFE: Final = re.compile(r'[\\/:*?"<>|\n\r\t]')
 _BAD_BASE64: Final = "data:image/png;base64,@@this is not base64@@"
 _MAX_RANDOM_SEED: Final = 2**31 - 2
@@ -119,11 +117,11 @@ class _Run:
     def output_path(self, model: str | None) -> str:
         state = self.state
         state.output_counter += 1
-        when = _EPOCH + timedelta(seconds=anyio.current_time())
+        when = state.now()
         prompt = _UNSAFE.sub("", self.request.prompt)[:40].strip() or "image"
         stem = (model or "none").rsplit("/", 1)[-1].removesuffix(".safetensors")
         name = f"{when:%H%M}{state.output_counter}-{prompt}-{stem}.png"
-        return f"View/local/raw/{when:%Y-%m-%d}/{name}"
+        return f"View/{self.session.user_id}/raw/{when:%Y-%m-%d}/{name}"
 
     async def sample(self, index: int, batch: int, seed: int) -> None:
         updates = max(self.state.config.progress_updates, 1)

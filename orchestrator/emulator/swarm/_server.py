@@ -1,7 +1,8 @@
 """The fake SwarmUI server: SwarmUI's API pipeline and routes over a real aiohttp server.
 
-Follows specs/swarmui-api.md: the pipeline and error envelopes (§1, §1.1), sessions and the
-Authorization header (§2), the generate routes (§3), models, backends and status (§5).
+Follows specs/swarmui-api.md: the pipeline and error envelopes (§1, §1.1), sessions, accounts and
+the Authorization header (§2), the generate routes (§3), models, backends and status (§5), route
+permissions and API keys (§7), and the RunPod extension's routes (§8, when configured).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import anyio
 from aiohttp import web
 
 from ._args import RouteError, arg_bool, arg_int, arg_str
+from ._auth import ROUTE_PERMISSIONS, has_permission, make_token, token_user
 from ._config import SwarmConfig, SwarmFaults
 from ._engine import Emit, GenerationFailed, run_generation
 from ._state import BackendState, Generation, Session, SwarmState
-from ._t2i import parse_t2i
+from ._t2i import param_list, parse_t2i
 
 __all__ = ["FakeSwarmUI"]
 
@@ -38,6 +40,14 @@ _WS_LINGER_S: Final = 2.0
 _KEEP_ALIVE_S: Final = 30.0
 _CLOSE_TIMEOUT_S: Final = 5.0
 _VERSION: Final = "0.9.7.0.GIT-swarmpod"
+_BAD_PERMISSIONS: Final = {
+    "error_id": "bad_permissions",
+    "error": "You lack permissions for this route.",
+}
+# What C# prints for the HashSet<string> in SetAPIKey's error (§7: not the offending key).
+_KEY_TYPES_TO_STRING: Final = "System.Collections.Generic.HashSet`1[System.String]"
+_LOCALHOST: Final = frozenset({"127.0.0.1", "::1"})
+_RUNPOD_BACKEND_ID: Final = 1
 
 Handler = Callable[[Session | None, dict[str, Any], web.Request], Awaitable[Any]]
 
@@ -79,7 +89,7 @@ class FakeSwarmUI:
     All waiting uses the event loop's clock, so it runs in virtual time under looptime.
 
     Args:
-        config: models, timings and the required Authorization header.
+        config: models, timings, auth (Authorization header, role, accounts) and extensions.
         faults: a fault script, possibly shared with other fakes (default: a fresh one).
         worker_id: the emulated RunPod worker this SwarmUI belongs to (shown in backend titles).
 
@@ -114,8 +124,14 @@ class FakeSwarmUI:
             "listbackends": self._list_backends,
             "freebackendmemory": self._free_backend_memory,
             "triggerrefresh": self._trigger_refresh,
+            "listt2iparams": self._trigger_refresh,
             "generatetext2image": self._generate_http,
+            "setapikey": self._set_api_key,
+            "getapikeystatus": self._get_api_key_status,
         }
+        if config.runpod_extension:
+            self._routes["getstatus"] = self._runpod_get_status
+            self._routes["refreshmodels"] = self._runpod_refresh_models
         self.app = web.Application(middlewares=[self._authorization_middleware()])
         self.app.router.add_route("*", "/API/{route}", self._api)
         self.app.router.add_get("/View/{path:.+}", self._view)
@@ -160,6 +176,22 @@ class FakeSwarmUI:
         """Forget every session, as a restarted worker does (old ids get invalid_session_id)."""
         self._state.sessions.clear()
 
+    def create_auth_token(self, user_id: str = "local") -> str:
+        """Issue a ``swarm_token`` login cookie value for ``user_id`` (what ``CreateAuthToken``
+        or ``Login`` gives a SwarmUI user); send it as ``Cookie: swarm_token=<token>``."""
+        token = make_token(user_id)
+        self._state.auth_tokens.add(token)
+        return token
+
+    def revoke_auth_tokens(self) -> None:
+        """Revoke every login token (existing sessions keep working, as in SwarmUI)."""
+        self._state.auth_tokens.clear()
+
+    def set_runpod_backend_status(self, status: str) -> None:
+        """Set the RunPod extension backend's status (``RUNNING``, ``LOADING``, ``ERRORED``,
+        ``DISABLED``, ...); only ``RUNNING`` backends are reported and refreshed (§8)."""
+        self._state.runpod_status = status.upper()
+
     def set_backend_state(self, state: BackendState | None) -> None:
         """Force the backend's state (``running``, ``loading``, ``idle``, ``errored``,
         ``disabled``, ``none``); None returns to the configured start-up behaviour."""
@@ -199,16 +231,47 @@ class FakeSwarmUI:
 
     def _authorization_middleware(self) -> Any:
         required = self.config.required_authorization
+        bypass = frozenset(self.config.auth_bypass_ips)
 
         @web.middleware
         async def authorize(
             request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         ) -> web.StreamResponse:
-            if required is not None and request.headers.get("Authorization") != required:
+            if (
+                required is not None
+                and request.headers.get("Authorization") != required
+                and request.remote not in bypass
+            ):
                 return web.Response(status=401, text="Unauthorized")
             return await handler(request)
 
         return authorize
+
+    async def _latency(self, route: str) -> None:
+        if self.faults.take(f"latency:{route}"):
+            await anyio.sleep(self.faults.latency_s.get(route, 0.0))
+
+    def _check_permission(self, route: str) -> None:
+        permission = ROUTE_PERMISSIONS.get(route)
+        if permission is not None and not has_permission(self._state.permissions, permission):
+            raise _PipelineError(400, dict(_BAD_PERMISSIONS))
+
+    def _permitted(self, permission: str) -> bool:
+        return has_permission(self._state.permissions, permission)
+
+    def _login_user(self, request: web.Request) -> str | None:
+        """The user a request logs in as (§2.4), or None when accounts refuse it."""
+        if not self.config.accounts_required:
+            return request.headers.get("X-SWARM-USER_ID") or "local"
+        token = request.cookies.get("swarm_token")
+        if token is not None and token in self._state.auth_tokens:
+            user = token_user(token)
+            if user is not None:
+                return user
+        local = request.remote in _LOCALHOST and "X-Forwarded-For" not in request.headers
+        if self.config.allow_localhost_bypass and local:
+            return "local"
+        return None
 
     def _session_for(self, route: str, body: dict[str, Any], headers: Any) -> Session | None:
         if route in _SESSIONLESS:
@@ -227,6 +290,7 @@ class FakeSwarmUI:
             return await self._websocket(request, route)
         if request.method != "POST":
             return web.Response(status=302, headers={"Location": "/Error/NoGetAPI"})
+        await self._latency(route)
         try:
             body = await self._read_body(request)
             session = self._session_for(route, body, request.headers)
@@ -235,6 +299,8 @@ class FakeSwarmUI:
                 raise _basic("Unknown API route", "bad_route")
             if handler is None:
                 raise _basic("API route needs websocket, request is HTTP", "bad_request_method")
+            if session is not None:
+                self._check_permission(route)
             result = await handler(session, body, request)
         except _PipelineError as refusal:
             return _json(refusal.body, refusal.status)
@@ -242,6 +308,13 @@ class FakeSwarmUI:
             return _json(error.body())
         if isinstance(result, web.StreamResponse):
             return result
+        if self.faults.take(f"truncated_json:{route}"):
+            text = json.dumps(result)
+            return web.Response(
+                text=text[: len(text) // 2],
+                content_type="application/json",
+                headers={"Cache-Control": "no-store"},
+            )
         return _json(result)
 
     async def _read_body(self, request: web.Request) -> dict[str, Any]:
@@ -274,6 +347,7 @@ class FakeSwarmUI:
                     body = json.loads(message.data)
             if not isinstance(body, dict):
                 return ws
+            await self._latency(route)
             try:
                 session = self._session_for(route, body, request.headers)
                 if route not in self._routes and route not in _WS_ROUTES:
@@ -281,7 +355,8 @@ class FakeSwarmUI:
                 if route not in _WS_ROUTES:
                     raise _basic("API route needs HTTP, request is websocket", "bad_request_method")
                 assert session is not None
-                await self._ws_generate(ws, session, body, request)
+                self._check_permission(route)
+                await self._ws_generate(ws, session, body, request, route)
             except _PipelineError as refusal:
                 await ws.send_json(refusal.body)
         except ValueError:
@@ -300,12 +375,17 @@ class FakeSwarmUI:
         session: Session,
         body: dict[str, Any],
         request: web.Request,
+        route: str,
     ) -> None:
         send_lock = anyio.Lock()
 
         async def emit(message: dict[str, Any]) -> None:
             async with send_lock:
-                await ws.send_json(message)
+                if "image" in message and self.faults.take(f"truncated_json:{route}"):
+                    text = json.dumps(message)
+                    await ws.send_str(text[: len(text) // 2])
+                else:
+                    await ws.send_json(message)
 
         sender, receiver = anyio.create_memory_object_stream[dict[str, Any]](16)
         async with sender, receiver, anyio.create_task_group() as tasks:
@@ -354,7 +434,7 @@ class FakeSwarmUI:
     ) -> int | None:
         """Run one request on the socket; return how many batch indices it used, None on error."""
         try:
-            t2i = parse_t2i(body, self._state.catalog, _BACKEND_IDS)
+            t2i = parse_t2i(body, self._state.catalog, _BACKEND_IDS, self._permitted)
             outputs = await run_generation(
                 self._state,
                 self._new_generation(session),
@@ -383,18 +463,21 @@ class FakeSwarmUI:
     async def _get_new_session(
         self, _: Session | None, body: dict[str, Any], request: web.Request
     ) -> dict[str, Any]:
+        user_id = self._login_user(request)
+        if user_id is None:
+            return {"error": "Invalid or unauthorized."}
         if body.get("impersonateUser"):
             raise RouteError(
                 "You do not have permission to impersonate other users.", "bad_impersonate"
             )
-        session = self._state.new_session()
+        session = self._state.new_session(user_id)
         return {
             "session_id": session.id,
             "user_id": session.user_id,
             "output_append_user": True,
             "version": _VERSION,
             "server_id": self._state.server_id,
-            "permissions": ["*", "fundamental", "basic_image_generation", "load_models_now"],
+            "permissions": list(self._state.permissions),
         }
 
     async def _get_current_status(
@@ -493,18 +576,90 @@ class FakeSwarmUI:
     async def _trigger_refresh(
         self, session: Session | None, body: dict[str, Any], request: web.Request
     ) -> dict[str, Any]:
+        arg_bool(body, "strong", True)
         catalog = self._state.catalog
         models = {
             subtype: [model.name for model in catalog.of(subtype)]
             for subtype in ("Stable-Diffusion", "VAE", "LoRA")
         }
-        return {"list": [], "groups": [], "models": models, "wildcards": [], "param_edits": None}
+        return {
+            "list": param_list(),
+            "groups": [],
+            "models": models,
+            "model_compat_classes": {},
+            "model_classes": {},
+            "wildcards": [],
+            "param_edits": None,
+        }
+
+    async def _set_api_key(
+        self, session: Session | None, body: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        assert session is not None
+        key_type = arg_str(body, "keyType")
+        key = arg_str(body, "key")
+        accepted = set(self.config.api_key_types)
+        if self.config.runpod_extension:
+            accepted.add("runpod_api")
+        if key_type not in accepted:
+            raise RouteError(f"Invalid key type '{_KEY_TYPES_TO_STRING}'.")
+        slot = (session.user_id, key_type)
+        if key == "none":
+            self._state.api_keys.pop(slot, None)
+        else:
+            self._state.api_keys[slot] = (key, f"{self._state.now():%Y-%m-%d %H:%M}")
+        return {"success": True}
+
+    async def _get_api_key_status(
+        self, session: Session | None, body: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        assert session is not None
+        key_type = arg_str(body, "keyType")
+        stored = self._state.api_keys.get((session.user_id, key_type))
+        return {"status": "not set" if stored is None else f"last updated {stored[1]}"}
+
+    def _runpod_running(self) -> bool:
+        return self._state.runpod_status == "RUNNING"
+
+    async def _runpod_get_status(
+        self, session: Session | None, body: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        backends = []
+        if self._runpod_running():
+            backends.append(
+                {
+                    "id": _RUNPOD_BACKEND_ID,
+                    "title": f"RunPod Serverless ({self.config.runpod_endpoint_id})",
+                    "status": "RUNNING",
+                    "endpoint_id": self.config.runpod_endpoint_id,
+                    "model_count": len(self.config.models),
+                    "auto_refresh": False,
+                    "max_concurrent": 10,
+                }
+            )
+        return {"success": True, "total_backends": len(backends), "backends": backends}
+
+    async def _runpod_refresh_models(
+        self, session: Session | None, body: dict[str, Any], request: web.Request
+    ) -> dict[str, Any]:
+        assert session is not None
+        if not self._runpod_running():
+            return {"success": False, "error": "No RunPod backends are currently running"}
+        # The extension refreshes with the caller's own runpod_api key; without one it fails.
+        failed = 0 if (session.user_id, "runpod_api") in self._state.api_keys else 1
+        refreshed = 1 - failed
+        return {
+            "success": True,
+            "refreshed": refreshed,
+            "failed": failed,
+            "message": f"Refreshed {refreshed} RunPod backend(s), {failed} failed.",
+        }
 
     async def _generate_http(
         self, session: Session | None, body: dict[str, Any], request: web.Request
     ) -> Any:
         assert session is not None
-        t2i = parse_t2i(body, self._state.catalog, _BACKEND_IDS)
+        t2i = parse_t2i(body, self._state.catalog, _BACKEND_IDS, self._permitted)
         self._live_requests[id(request)] = request
         try:
             outputs = await run_generation(
@@ -517,17 +672,28 @@ class FakeSwarmUI:
             raise RouteError(failure.text) from None
         finally:
             self._live_requests.pop(id(request), None)
-        answer = {"images": [entry for _, entry in outputs or []]}
-        if self.faults.take("truncated_json"):
-            text = json.dumps(answer)
-            return web.Response(text=text[: len(text) // 2], content_type="application/json")
-        return answer
+        return {"images": [entry for _, entry in outputs or []]}
 
     # -- outputs --------------------------------------------------------------------------------
 
     async def _view(self, request: web.Request) -> web.StreamResponse:
+        await self._latency("view")
         path = "View/" + request.match_info["path"]
+        owner = request.match_info["path"].split("/", 1)[0]
+        viewer = self._view_user(request)
+        if owner != viewer and not self._permitted("view_others_outputs"):
+            return _json(
+                {
+                    "error": "unauthorized - you may not view other users' outputs",
+                    "error_id": "unauthorized",
+                },
+                400,
+            )
         data = self._state.outputs.get(path)
         if data is None:
             return _json({"error": "404, file not found.", "error_id": "file_not_found"}, 404)
         return web.Response(body=data, content_type="image/png")
+
+    def _view_user(self, request: web.Request) -> str:
+        """Who fetches a ``/View`` path: the logged-in user (§2.4), else ``local``."""
+        return self._login_user(request) or "local"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import anyio
 
+from ._auth import role_permissions
 from ._catalog import Catalog
 from ._config import SwarmConfig, SwarmFaults
 
@@ -27,6 +29,7 @@ _SUMMARY: Final = {
     "none": ("empty", "error", "No backends present. You must configure backends."),
 }
 _LIST_STATUS: Final = {"none": "disabled"}
+_EPOCH: Final = datetime(2026, 1, 1, 12, 0)
 
 
 @dataclass
@@ -86,6 +89,14 @@ class SwarmState:
         self.generations_finished = 0
         self.request_counter = 0
         self.output_counter = 0
+        self.auth_tokens: set[str] = set()
+        self.api_keys: dict[tuple[str, str], tuple[str, str]] = {}
+        self.runpod_status = "RUNNING"
+        self.permissions: tuple[str, ...] = (
+            config.permissions
+            if config.permissions is not None
+            else role_permissions(config.role, runpod_extension=config.runpod_extension)
+        )
         self._limiter: anyio.CapacityLimiter | None = None
         self._model_lock: anyio.Lock | None = None
 
@@ -102,6 +113,12 @@ class SwarmState:
         if self._model_lock is None:
             self._model_lock = anyio.Lock()
         return self._model_lock
+
+    def now(self) -> datetime:
+        """The server's wall-clock time: ``config.clock``, else 2026-01-01 12:00 + loop time."""
+        if self.config.clock is not None:
+            return self.config.clock()
+        return _EPOCH + timedelta(seconds=anyio.current_time())
 
     def new_session(self, user_id: str = "local") -> Session:
         """Create a session with a 40-lowercase-hex id (§2.1)."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from ._args import RouteError, arg_int
 from ._catalog import Catalog, fuzzy_match
 
-__all__ = ["T2IRequest", "clean_id", "parse_t2i"]
+__all__ = ["T2IRequest", "clean_id", "param_list", "parse_t2i"]
 
 _RENAMED: Final = {
     "saveintermediateimages": "outputintermediateimages",
@@ -68,6 +69,16 @@ _NOT_A_TO_Z: Final = re.compile(r"[^a-z]")
 _BASE64: Final = re.compile(r"^[A-Za-z0-9+/=]{10,}$")
 _SERVER_PATHS: Final = ("inputs/", "raw/", "Starred/")
 _SPECIAL_KEYS: Final = frozenset({"session_id", "presets", "extra_metadata"})
+_PARAM_PERMISSIONS: Final = {
+    "model": ("Model", "model_params"),
+    "exactbackendid": ("Exact Backend ID", "param_backend_id"),
+    "internalbackendtype": ("[Internal] Backend Type", "param_backend_type"),
+    "controlnetimageinput": ("ControlNet Image Input", "param_controlnet"),
+    "controlnetmodel": ("ControlNet Model", "param_controlnet"),
+    "controlnetstrength": ("ControlNet Strength", "param_controlnet"),
+    "videomodel": ("Video Model", "param_video"),
+    "videoframes": ("Video Frames", "param_video"),
+}
 
 
 def clean_id(key: str) -> str:
@@ -188,8 +199,20 @@ def _size(params: dict[str, str], default: tuple[int, int]) -> tuple[int, int]:
     return width, height
 
 
-def parse_t2i(body: dict[str, Any], catalog: Catalog, backend_ids: list[str]) -> T2IRequest:
+def _everything(permission: str) -> bool:
+    return True
+
+
+def parse_t2i(
+    body: dict[str, Any],
+    catalog: Catalog,
+    backend_ids: list[str],
+    permitted: Callable[[str], bool] = _everything,
+) -> T2IRequest:
     """Validate a generate body like SwarmUI: bind ``images``, clean IDs, check values.
+
+    ``permitted(permission)`` says whether the user holds a permission; parameters that need
+    one the user lacks are refused (§4.1).
 
     Raises:
         RouteError: with SwarmUI's text for the first invalid value (answered as HTTP 200).
@@ -207,6 +230,10 @@ def parse_t2i(body: dict[str, Any], catalog: Catalog, backend_ids: list[str]) ->
         params[cleaned] = text
     _integer("images", str(images))
     for key, text in params.items():
+        if key in _PARAM_PERMISSIONS and not permitted(_PARAM_PERMISSIONS[key][1]):
+            raise RouteError(
+                f"You do not have permission to use parameter {_PARAM_PERMISSIONS[key][0]}."
+            )
         if key in _INTEGERS:
             _integer(key, text)
         elif key in _DECIMALS:
@@ -250,3 +277,21 @@ def parse_t2i(body: dict[str, Any], catalog: Catalog, backend_ids: list[str]) ->
         noseedincrement=_boolean("noseedincrement", params.get("noseedincrement", "false")),
         forwardswarmdata=_boolean("forwardswarmdata", params.get("forwardswarmdata", "false")),
     )
+
+
+def param_list() -> list[dict[str, Any]]:
+    """The ``list`` of ``ListT2IParams``/``TriggerRefresh``: the parameters the fake validates."""
+    entries: list[dict[str, Any]] = [
+        {"id": "prompt", "name": "Prompt", "type": "text", "default": ""},
+        {"id": "negativeprompt", "name": "Negative Prompt", "type": "text", "default": ""},
+        {"id": "model", "name": "Model", "type": "model", "default": ""},
+    ]
+    for key, (name, low, high) in _INTEGERS.items():
+        entries.append({"id": key, "name": name, "type": "integer", "min": low, "max": high})
+    for key, (name, low_f, high_f) in _DECIMALS.items():
+        entries.append({"id": key, "name": name, "type": "decimal", "min": low_f, "max": high_f})
+    for key, name in _BOOLEANS.items():
+        entries.append({"id": key, "name": name, "type": "boolean", "default": False})
+    for key, name in _IMAGES.items():
+        entries.append({"id": key, "name": name, "type": "image", "default": None})
+    return entries
