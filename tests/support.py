@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+import aiohttp
+import anyio
 
 from orchestrator import Orchestrator, ProgressEvent, Settings
 from orchestrator.emulator import EmulatedEndpoint, Emulator, EmulatorConfig, EndpointConfig
@@ -49,3 +53,33 @@ async def world(
             overrides["RunPodApiKey"] = key
         async with Orchestrator(Settings.load(env={}, overrides=overrides)) as orch:
             yield World(emulator, emulator.endpoint(ENDPOINT), orch)
+
+
+# --- helpers for the emulator's own tests (one endpoint "ep", key "test-key") -------------
+
+
+@asynccontextmanager
+async def emulated(config: EndpointConfig) -> AsyncIterator[tuple[Emulator, EmulatedEndpoint]]:
+    """An emulator with one endpoint ``ep`` configured by ``config``."""
+    async with Emulator(EmulatorConfig(endpoints={"ep": config})) as emulator:
+        yield emulator, emulator.endpoint("ep")
+
+
+async def until(condition: Callable[[], bool], *, within_s: float = 900.0) -> None:
+    """Wait (loop time) until ``condition()`` holds; fail after ``within_s``."""
+    with anyio.fail_after(within_s):
+        while not condition():  # noqa: ASYNC110 (plain attributes, no event to wait on)
+            await anyio.sleep(0.1)
+
+
+async def run(emulator: Emulator, body: dict[str, Any]) -> str:
+    """POST /run on endpoint ``ep``; returns the job id."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{emulator.base_url}/ep/run", json=body, headers={"Authorization": "test-key"}
+        ) as response,
+    ):
+        assert response.status == 200
+        job_id: str = (await response.json())["id"]
+        return job_id

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import anyio
 import pytest
+from support import until
 
 from orchestrator.emulator import EmulatedEndpoint, Emulator, EmulatorConfig, EndpointConfig
 
@@ -27,12 +28,6 @@ async def emulated(
         aiohttp.ClientSession(headers={"Authorization": "test-key"}) as session,
     ):
         yield session, f"{emulator.base_url}/ep", emulator.endpoint("ep")
-
-
-async def until(condition: Callable[[], bool], *, within_s: float = 900.0) -> None:
-    with anyio.fail_after(within_s):
-        while not condition():  # noqa: ASYNC110 (plain attributes, no event to wait on)
-            await anyio.sleep(0.1)
 
 
 async def post_run(session: aiohttp.ClientSession, base: str, body: Any) -> str:

@@ -7,35 +7,20 @@ execution and idle-timeout time; throttled and unhealthy time is not billed.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import anyio
 import pytest
+from support import emulated, until
 
 from orchestrator.emulator import (
-    EmulatedEndpoint,
     Emulator,
-    EmulatorConfig,
     EndpointConfig,
     LedgerEntry,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def emulated(config: EndpointConfig) -> AsyncIterator[tuple[Emulator, EmulatedEndpoint]]:
-    async with Emulator(EmulatorConfig(endpoints={"ep": config})) as emulator:
-        yield emulator, emulator.endpoint("ep")
-
-
-async def until(condition: Callable[[], bool], *, within_s: float = 900.0) -> None:
-    with anyio.fail_after(within_s):
-        while not condition():  # noqa: ASYNC110 (plain attributes, no event to wait on)
-            await anyio.sleep(0.1)
 
 
 async def call(emulator: Emulator, method: str, path: str, body: Any = None) -> tuple[int, Any]:

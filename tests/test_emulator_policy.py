@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import anyio
 import pytest
+from support import until
 
 from orchestrator.emulator import EmulatedEndpoint, Emulator, EmulatorConfig, EndpointConfig
 
@@ -43,12 +44,6 @@ async def emulated(config: EndpointConfig = WARM) -> AsyncIterator[tuple[Api, Em
         aiohttp.ClientSession(timeout=no_total) as session,
     ):
         yield Api(session, emulator), emulator.endpoint("ep")
-
-
-async def until(condition: Callable[[], bool], *, within_s: float = 900.0) -> None:
-    with anyio.fail_after(within_s):
-        while not condition():  # noqa: ASYNC110 (plain attributes, no event to wait on)
-            await anyio.sleep(0.1)
 
 
 async def failed_job(api: Api, endpoint: EmulatedEndpoint) -> str:

@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
-
-import aiohttp
 import anyio
 import pytest
+from support import emulated, run, until
 
 from orchestrator.emulator import (
-    EmulatedEndpoint,
-    Emulator,
-    EmulatorConfig,
     EndpointConfig,
     WorkerState,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def emulated(config: EndpointConfig) -> AsyncIterator[tuple[Emulator, EmulatedEndpoint]]:
-    async with Emulator(EmulatorConfig(endpoints={"ep": config})) as emulator:
-        yield emulator, emulator.endpoint("ep")
-
-
-async def until(condition: Callable[[], bool], *, within_s: float = 900.0) -> None:
-    with anyio.fail_after(within_s):
-        while not condition():  # noqa: ASYNC110 (plain attributes, no event to wait on)
-            await anyio.sleep(0.1)
-
-
-async def run(emulator: Emulator, body: dict[str, Any]) -> str:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{emulator.base_url}/ep/run", json=body, headers={"Authorization": "test-key"}
-        ) as response,
-    ):
-        assert response.status == 200
-        job_id: str = (await response.json())["id"]
-        return job_id
 
 
 KEEPALIVE = {"input": {"action": "keepalive", "duration": 300}}

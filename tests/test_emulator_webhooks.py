@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import anyio
 import pytest
 from aiohttp import web
+from support import emulated, run, until
 
 from orchestrator.emulator import (
-    EmulatedEndpoint,
-    Emulator,
-    EmulatorConfig,
     EndpointConfig,
     WebhookCall,
 )
@@ -52,30 +49,6 @@ async def receiver(statuses: list[int]) -> AsyncIterator[Receiver]:
         yield hook
     finally:
         await runner.cleanup()
-
-
-@asynccontextmanager
-async def emulated(config: EndpointConfig) -> AsyncIterator[tuple[Emulator, EmulatedEndpoint]]:
-    async with Emulator(EmulatorConfig(endpoints={"ep": config})) as emulator:
-        yield emulator, emulator.endpoint("ep")
-
-
-async def until(condition: Callable[[], bool], *, within_s: float = 900.0) -> None:
-    with anyio.fail_after(within_s):
-        while not condition():  # noqa: ASYNC110 (plain attributes, no event to wait on)
-            await anyio.sleep(0.1)
-
-
-async def run(emulator: Emulator, body: dict[str, Any]) -> str:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{emulator.base_url}/ep/run", json=body, headers={"Authorization": "test-key"}
-        ) as response,
-    ):
-        assert response.status == 200
-        job_id: str = (await response.json())["id"]
-        return job_id
 
 
 WARM = EndpointConfig(min_workers=1, cold_start_s=1.0)

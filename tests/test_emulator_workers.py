@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import anyio
 import pytest
+from support import emulated
 
 from orchestrator.emulator import (
     EmulatedEndpoint,
@@ -21,12 +21,6 @@ from orchestrator.emulator import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def emulated(config: EndpointConfig) -> AsyncIterator[tuple[Emulator, EmulatedEndpoint]]:
-    async with Emulator(EmulatorConfig(endpoints={"ep": config})) as emulator:
-        yield emulator, emulator.endpoint("ep")
 
 
 async def until(
