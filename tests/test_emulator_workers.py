@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from support import emulated
+from support import emulated, run
 
 from orchestrator.emulator import (
     EmulatedEndpoint,
@@ -34,15 +34,7 @@ async def until(
 
 async def submit(emulator: Emulator, body: dict[str, Any]) -> EmulatedJob:
     """POST /run over HTTP and return the emulator's record of the job."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{emulator.base_url}/ep/run", json=body, headers={"Authorization": "test-key"}
-        ) as response,
-    ):
-        assert response.status == 200
-        job_id = (await response.json())["id"]
-    return emulator.endpoint("ep").jobs[job_id]
+    return emulator.endpoint("ep").jobs[await run(emulator, body)]
 
 
 async def cancel(emulator: Emulator, job_id: str) -> dict[str, Any]:
