@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SDK_STAMP := .venv-sdk/.runpod-1.12.0
 
-.PHONY: run test lint bench diagrams clean venv
+.PHONY: run test lint bench diagrams clean venv sdk-venv
 
 venv: $(STAMP)
 
@@ -14,12 +15,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+## sdk-venv: the official runpod SDK in .venv-sdk (for the cross-check tests only)
+sdk-venv: $(SDK_STAMP)
+
+$(SDK_STAMP): tests/sdk_env.py | $(STAMP)
+	$(BIN)/python tests/sdk_env.py
+
 ## run: generate a few images through the embedded emulator into ./output/
 run: $(STAMP)
 	$(BIN)/swarmpod demo --out output
 
 ## test: lint, then the whole suite (virtual time, no network)
-test: lint
+test: lint $(SDK_STAMP)
 	$(BIN)/python -m pytest -q
 
 ## lint: ruff + mypy --strict on the packages
@@ -37,4 +44,4 @@ diagrams: $(STAMP)
 	$(BIN)/python -m statecharts
 
 clean:
-	rm -rf $(VENV) output .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sdk output .mypy_cache .ruff_cache

@@ -96,7 +96,7 @@ def test_endpoint_config_refuses_impossible_values() -> None:
     with pytest.raises(ValueError, match="min_workers"):
         EndpointConfig(min_workers=4, max_workers=3)
     with pytest.raises(ValueError, match="protocol"):
-        EndpointConfig(protocol="v2")  # type: ignore[arg-type]
+        EndpointConfig(protocol="v3")  # type: ignore[arg-type]
 
 
 def test_faults_refuse_unknown_routes() -> None:

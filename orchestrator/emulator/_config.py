@@ -54,7 +54,8 @@ class EndpointConfig:
             and no idle worker exists.
         scaler_value: requests per worker of the request-count scaler (>= 1).
         execution_timeout_s: default job execution timeout (``policy.executionTimeout`` wins).
-        protocol: the worker protocol the workers speak.
+        protocol: the worker image the workers run: ``v1`` (HartsyAI wakeup/keepalive) or
+            ``v2`` (leases), per specs/worker-protocols.md.
         swarm: configuration of every worker's fake SwarmUI.
         boot_fails: the container crashes during start, so every worker becomes unhealthy
             (and stays so).
@@ -82,7 +83,7 @@ class EndpointConfig:
     queue_delay_s: float = 4.0
     scaler_value: int = 1
     execution_timeout_s: float = 600.0
-    protocol: Literal["v1"] = "v1"
+    protocol: Literal["v1", "v2"] = "v1"
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     boot_fails: bool = False
     crash_loop: int = 0
@@ -118,7 +119,7 @@ class EndpointConfig:
             )
         if self.execution_timeout_s <= 0:
             raise ValueError("execution_timeout_s must be > 0")
-        if self.protocol != "v1":
+        if self.protocol not in ("v1", "v2"):
             raise ValueError(f"unsupported worker protocol {self.protocol!r}")
         if self.scaler not in ("queue_delay", "request_count"):
             raise ValueError(f"unknown scaler {self.scaler!r}")

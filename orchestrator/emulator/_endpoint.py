@@ -23,10 +23,10 @@ from orchestrator.runpod import JobStatus
 
 from ._config import Duration, EndpointConfig
 from ._faults import EndpointFaults
+from ._handlers import HandlerContext, builtin_handler
 from ._jobs import EmulatedJob, Outcome, new_job_id, outcome_of_exception, outcome_of_value
 from ._ledger import LedgerEntry, ledger_entry, ledger_json
 from ._ratelimit import RateLimiter
-from ._v1_handler import handle_v1
 from ._webhooks import WebhookCall, deliver_webhook
 from ._worker import EmulatedWorker, WorkerState, new_worker_id
 
@@ -474,8 +474,10 @@ class EmulatedEndpoint:
         outcome: Outcome | None = None
         with anyio.move_on_after(timeout_s):
             with anyio.move_on_after(dies_after_s) as death:
+                handler = builtin_handler(self.config.protocol)
+                context = HandlerContext(self, worker, job)
                 try:
-                    outcome = outcome_of_value(await handle_v1(worker, job.input))
+                    outcome = outcome_of_value(await handler(context))
                 except Exception as exc:
                     outcome = outcome_of_exception(exc, worker_id=worker.id)
             if death.cancelled_caught:

@@ -1,0 +1,63 @@
+"""The built-in worker images: which in-process handler runs a job, and what it may touch.
+
+A built-in handler is ``async def handler(context) -> value``; the value maps to the job result
+as runpod-python maps a handler's return value (runpod-api.md §6.4). A streaming handler calls
+``context.stream(output)`` for each ``yield`` a generator handler would make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._jobs import EmulatedJob
+from ._v1_handler import handle_v1
+from ._worker import EmulatedWorker
+
+if TYPE_CHECKING:
+    from ._endpoint import EmulatedEndpoint
+
+__all__ = ["BuiltinHandler", "HandlerContext", "builtin_handler"]
+
+
+class HandlerContext:
+    """What a built-in handler sees of its job: the worker, the job, and the output channels.
+
+    Attributes:
+        endpoint: the endpoint the job belongs to.
+        worker: the worker running it.
+        job: the job.
+    """
+
+    def __init__(self, endpoint: EmulatedEndpoint, worker: EmulatedWorker, job: EmulatedJob):
+        self.endpoint = endpoint
+        self.worker = worker
+        self.job = job
+
+    @property
+    def input(self) -> Any:
+        """The job's ``input``, as sent."""
+        return self.job.input
+
+    def stream(self, output: Any) -> None:
+        """Stream one output (a generator handler's ``yield``)."""
+        self.endpoint.emit_stream(self.job.id, output)
+
+    def progress(self, output: Any) -> None:
+        """Send a progress update (``runpod.serverless.progress_update``)."""
+        self.endpoint.report_progress(self.job.id, output)
+
+
+BuiltinHandler = Callable[[HandlerContext], Awaitable[Any]]
+"""An in-process handler of a built-in worker image."""
+
+
+async def _v1(context: HandlerContext) -> Any:
+    return await handle_v1(context.worker, context.input)
+
+
+def builtin_handler(protocol: Literal["v1", "v2"]) -> BuiltinHandler:
+    """The handler of the built-in worker image speaking ``protocol``."""
+    if protocol == "v1":
+        return _v1
+    raise NotImplementedError(f"the {protocol} worker image is not built in yet")
