@@ -8,9 +8,11 @@ from ._recorder import PathRecorder as PathRecorder
 from ._recorder import StateVisit as StateVisit
 from .generation import GenerationChart as GenerationChart
 from .generation import Outcome as Outcome
+from .lease import LeaseChart as LeaseChart
 
 __all__ = [
     "GenerationChart",
+    "LeaseChart",
     "Outcome",
     "PathRecorder",
     "StateVisit",

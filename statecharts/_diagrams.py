@@ -7,10 +7,11 @@ from pathlib import Path
 from statemachine.contrib.diagram import MermaidGraphMachine
 
 from .generation import GenerationChart
+from .lease import LeaseChart
 
 __all__ = ["CHARTS", "DIAGRAM_DIR", "mermaid", "write_diagrams"]
 
-CHARTS = {"generation": GenerationChart}
+CHARTS = {"generation": GenerationChart, "lease": LeaseChart}
 DIAGRAM_DIR = Path(__file__).parent / "diagrams"
 
 
