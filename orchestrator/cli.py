@@ -1,4 +1,9 @@
-"""The ``swarmpod`` command line: generate, demo, emulator."""
+"""The ``swarmpod`` command line: generate, demo, replay, emulator.
+
+``generate --record FILE`` and ``demo --record FILE`` write every HTTP exchange into a cassette;
+``replay FILE...`` runs scenario files (``.toml``) and cassettes (``.jsonl``) in virtual time,
+and ``replay cassette FILE...`` reads every file as a cassette whatever its name.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +31,15 @@ from ._result import GenerationResult
 from .emulator import Emulator, EmulatorConfig, EndpointConfig
 from .emulator.swarm import SwarmConfig
 from .errors import OrchestratorError
-from .replay import load_scenario, run_scenario_blocking
+from .replay import (
+    Cassette,
+    CassetteRecorder,
+    Scenario,
+    load_cassette,
+    load_scenario,
+    replay_cassette_blocking,
+    run_scenario_blocking,
+)
 from .secrets import Secret
 from .settings import Settings
 
@@ -90,15 +104,29 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="use the embedded emulator even if an endpoint is configured",
     )
+    gen.add_argument("--record", type=Path, metavar="FILE", help=_RECORD_HELP)
 
     demo = commands.add_parser("demo", help="a short demo on the embedded emulator")
     demo.add_argument("--out", type=Path, default=Path("output"))
     demo.add_argument("--cold-start", type=float, default=3.0, help="emulated cold start (s)")
+    demo.add_argument("--record", type=Path, metavar="FILE", help=_RECORD_HELP)
 
     replay = commands.add_parser(
-        "replay", help="run scenario files against the emulator in virtual time"
+        "replay",
+        help="run scenario files or recorded cassettes in virtual time",
+        description="Run scenario files (.toml) against the emulator, or play cassettes "
+        "(.jsonl, recorded with --record) back, in virtual time; print each run's chart "
+        "paths, timeline and verdict. 'replay cassette FILE...' reads every FILE as a "
+        "cassette. Exit 0 = all pass, 1 = a verdict failed, 2 = a file is unusable.",
     )
-    replay.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO.toml")
+    replay.add_argument(
+        "scenarios",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="scenario files (.toml) or cassettes (.jsonl); a first word 'cassette' reads "
+        "every FILE as a cassette",
+    )
     replay.add_argument("-q", "--quiet", action="store_true", help="print only the verdicts")
 
     emu = commands.add_parser("emulator", help="serve the RunPod + SwarmUI emulator on a port")
@@ -111,6 +139,11 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument("--max-workers", type=int, default=3)
     emu.add_argument("--seconds-per-step", type=float, default=0.05)
     return parser
+
+
+_RECORD_HELP = (
+    "record every HTTP exchange into a cassette FILE (play it back: swarmpod replay cassette FILE)"
+)
 
 
 # --- the embedded emulator ---------------------------------------------------------------
@@ -207,6 +240,21 @@ def _stem() -> str:
     return dt.datetime.now().strftime("swarmpod-%Y%m%d-%H%M%S")
 
 
+def _orchestrator(settings: Settings, record: Path | None) -> Orchestrator | CassetteRecorder:
+    """An orchestrator, or with ``--record`` one that records into a cassette."""
+    if record is None:
+        return Orchestrator(settings)
+    return CassetteRecorder(record, settings, on_written=_recorded)
+
+
+def _recorded(path: Path, exchanges: int) -> None:
+    """Say where a cassette went (also after a failed run: that is when it is most useful)."""
+    console.print(
+        f"recorded {exchanges} HTTP exchange(s) into {escape(str(path))}; "
+        f"replay it: swarmpod replay cassette {escape(str(path))}"
+    )
+
+
 # --- commands ------------------------------------------------------------------------------
 
 
@@ -234,7 +282,8 @@ async def _generate(args: argparse.Namespace) -> int:
             settings = await stack.enter_async_context(
                 embedded_settings(settings, cold_start_s=4.0)
             )
-        orch = await stack.enter_async_context(Orchestrator(settings))
+        orch = _orchestrator(settings, args.record)
+        await stack.enter_async_context(orch)
         with _progress_bar() as progress:
             on_progress = _ProgressView(progress).track(args.prompt[:30])
             result = await orch.generate(params, images=args.images, on_progress=on_progress)
@@ -270,7 +319,8 @@ async def _demo(args: argparse.Namespace) -> int:
         settings = await stack.enter_async_context(
             embedded_settings(base, cold_start_s=args.cold_start)
         )
-        orch = await stack.enter_async_context(Orchestrator(settings))
+        orch = _orchestrator(settings, args.record)
+        await stack.enter_async_context(orch)
         first_generating = anyio.Event()
         with _progress_bar() as progress:
             view = _ProgressView(progress)
@@ -340,17 +390,36 @@ async def _emulator(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    """Run each scenario on its own virtual-time loop; exit 1 if any fails, 2 if unreadable."""
-    scenarios = [load_scenario(path) for path in args.scenarios]
+    """Run each scenario or cassette on its own virtual-time loop.
+
+    Exit 1 if any verdict fails, 2 (before running anything) if a file is unusable.
+    """
+    paths: list[Path] = list(args.scenarios)
+    forced = paths[0] == Path("cassette") and len(paths) > 1
+    if forced:
+        paths = paths[1:]
+    runs: list[Scenario | Cassette] = [
+        load_cassette(path) if forced or path.suffix == ".jsonl" else load_scenario(path)
+        for path in paths
+    ]
     failed = 0
-    for scenario in scenarios:
-        report = run_scenario_blocking(scenario)
-        if args.quiet:
-            verdict = "PASS" if report.passed else "FAIL"
-            print(f"{verdict}  {scenario.name}  ({scenario.source})")
+    for run in runs:
+        if isinstance(run, Cassette):
+            wall = time.perf_counter()
+            cassette_report = replay_cassette_blocking(run)
+            wall = time.perf_counter() - wall
+            passed, text = cassette_report.passed, cassette_report.render()
+            title = run.source
+            console.print(f"replayed {run.duration:.1f} s of recorded time in {wall:.2f} s")
         else:
-            print(report.render())
-        failed += not report.passed
+            scenario_report = run_scenario_blocking(run)
+            passed, text = scenario_report.passed, scenario_report.render()
+            title = f"{run.name}  ({run.source})"
+        if args.quiet:
+            print(f"{'PASS' if passed else 'FAIL'}  {title}")
+        else:
+            print(text)
+        failed += not passed
     return 1 if failed else 0
 
 

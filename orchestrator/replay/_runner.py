@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,15 +16,12 @@ from ..emulator import Emulator, EmulatorConfig
 from ..errors import OrchestratorError
 from ..settings import Settings
 from ._scenario import RequestStep, Scenario
+from ._timeline import Names, render_timeline
 
 __all__ = ["RequestOutcome", "ScenarioReport", "run_scenario", "run_scenario_blocking"]
 
 _ENDPOINT = "scenario-ep"
 _KEY = "scenario-key"
-_IDS = re.compile(
-    r"\b(?:sync-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-\w+\b"
-    r"|\b[0-9a-f]{14}\b"
-)
 
 
 @dataclass
@@ -73,28 +69,10 @@ class ScenarioReport:
         return "\n".join(out)
 
 
-class _Names:
-    """Replaces RunPod job and worker ids by stable ordinal names, for deterministic timelines."""
-
-    def __init__(self) -> None:
-        self._names: dict[str, str] = {}
-
-    def __call__(self, text: str) -> str:
-        def name(match: re.Match[str]) -> str:
-            token = match.group(0)
-            if token not in self._names:
-                prefix = "worker" if len(token) == 14 else "job"
-                count = sum(1 for v in self._names.values() if v.startswith(prefix))
-                self._names[token] = f"{prefix}-{count + 1}"
-            return self._names[token]
-
-        return _IDS.sub(name, text)
-
-
 async def run_scenario(scenario: Scenario) -> ScenarioReport:
     """Run ``scenario`` on the current event loop (use a looptime loop for virtual time)."""
     config = EmulatorConfig(endpoints={_ENDPOINT: scenario.endpoint}, api_keys=(_KEY,))
-    names = _Names()
+    names = Names()
     timeline: list[tuple[float, int, str]] = []
     outcomes = [RequestOutcome(index) for index in range(len(scenario.requests))]
     async with Emulator(config) as emulator:
@@ -183,25 +161,9 @@ async def run_scenario(scenario: Scenario) -> ScenarioReport:
         if max_calls is not None and api_calls > max_calls:
             problems.append(f"{api_calls} RunPod API calls > max_api_calls {max_calls}")
 
-    return ScenarioReport(scenario, outcomes, _lines(timeline), problems, billed, api_calls)
-
-
-def _lines(timeline: list[tuple[float, int, str]]) -> list[str]:
-    """Timeline lines; a request repeating itself (polls) is folded into one line."""
-    lines: list[str] = []
-    last: dict[int, tuple[str, int, int]] = {}  # request -> (text, line index, repeats)
-    for t, index, text in sorted(timeline, key=lambda item: item[0]):
-        who = "--" if index < 0 else f"r{index}"
-        seen = last.get(index)
-        if seen is not None and seen[0] == text and seen[1] == len(lines) - 1:
-            repeats = seen[2] + 1
-            first = lines[seen[1]].split("  (")[0]
-            lines[seen[1]] = f"{first}  (x{repeats + 1}, last at {t:.3f}s)"
-            last[index] = (text, seen[1], repeats)
-            continue
-        lines.append(f"{t:9.3f}s  {who}  {text}")
-        last[index] = (text, len(lines) - 1, 0)
-    return lines
+    return ScenarioReport(
+        scenario, outcomes, render_timeline(timeline), problems, billed, api_calls
+    )
 
 
 def run_scenario_blocking(scenario: Scenario) -> ScenarioReport:
