@@ -1,6 +1,10 @@
 """An embedded RunPod serverless emulator: endpoints, queue, workers and their fake SwarmUIs.
 
-Facts it is built to: ``specs/runpod-api.md`` §2-§4 and ``specs/worker-protocols.md`` (v1).
+Facts it is built to: ``specs/runpod-api.md`` §2-§4 and ``specs/worker-protocols.md``. Its
+workers run one of two built-in worker images, chosen per endpoint by
+``EndpointConfig.protocol``: ``v1`` (HartsyAI wakeup/keepalive) or ``v2`` (leases: a streaming
+``lease`` job hands out the worker's URL and a per-lease bearer token that its fake SwarmUI's
+gateway requires, and ends the lease itself when the worker sits idle or at its maximum).
 Beyond RunPod's routes it serves one emulator-only debug route,
 ``GET /v2/{endpoint_id}/_emulator/ledger``: the endpoint's per-second billing ledger.
 

@@ -9,6 +9,9 @@ Route faults are consumed request by request, in the order scripted, one per req
 
 Endpoint-wide faults: no host capacity (wanted workers stay throttled, jobs stay IN_QUEUE) and
 workers dying mid-job (the job FAILS, the worker and its SwarmUI stop).
+
+Lease faults of the v2 worker image (worker-protocols.md v2), consumed lease job by lease job:
+a lease refused by the worker, a lease that never streams, and a lease the platform cancels.
 """
 
 from __future__ import annotations
@@ -84,12 +87,19 @@ class EndpointFaults:
         capacity: host capacity set by :meth:`host_capacity` (``"config"`` = the endpoint's).
         on_capacity_change: called when the capacity changes (the endpoint re-plans workers).
         worker_deaths: seconds after taking its job at which the next workers die, in order.
+        lease_refusals: error texts the next lease jobs are refused with, in order.
+        silent_leases: how many of the next lease jobs never stream their lease.
+        lease_cancellations: seconds after streaming their lease at which the platform cancels
+            the next lease jobs, in order.
     """
 
     def __init__(self) -> None:
         self._pending: dict[str, deque[RouteFault]] = {}
         self.capacity: int | Literal["config"] | None = "config"
         self.worker_deaths: deque[float] = deque()
+        self.lease_refusals: deque[str] = deque()
+        self.silent_leases = 0
+        self.lease_cancellations: deque[float] = deque()
         self.on_capacity_change: Callable[[], None] | None = None
 
     def _script(self, route: str, fault: RouteFault, times: int) -> None:
@@ -147,6 +157,36 @@ class EndpointFaults:
             raise ValueError("worker_dies needs after_s >= 0 and times >= 1")
         self.worker_deaths.extend([after_s] * times)
 
+    def lease_refused(self, error: str = "worker refused the lease", *, times: int = 1) -> None:
+        """The next ``times`` lease jobs are refused by their worker (v2 image).
+
+        The worker streams ``{success: false, error}`` as the lease's first output and returns
+        it, so the job ends FAILED with ``error``; no token is issued.
+        """
+        if times < 1 or not error:
+            raise ValueError("lease_refused needs an error text and times >= 1")
+        self.lease_refusals.extend([error] * times)
+
+    def lease_never_streams(self, *, times: int = 1) -> None:
+        """The next ``times`` lease jobs run but never stream their lease (v2 image).
+
+        Such a job stays IN_PROGRESS on its (billed) worker and issues no token until it is
+        cancelled, its worker dies, or it reaches its execution timeout.
+        """
+        if times < 1:
+            raise ValueError("lease_never_streams needs times >= 1")
+        self.silent_leases += times
+
+    def lease_cancelled(self, *, after_s: float = 0.0, times: int = 1) -> None:
+        """The platform cancels the next ``times`` leases ``after_s`` seconds after they streamed.
+
+        As with ``/cancel`` of a running job, the job ends CANCELLED, its worker and that
+        worker's SwarmUI stop, and the lease token is revoked.
+        """
+        if not after_s >= 0 or times < 1:
+            raise ValueError("lease_cancelled needs after_s >= 0 and times >= 1")
+        self.lease_cancellations.extend([after_s] * times)
+
     def take(self, route: str) -> RouteFault | None:
         """The fault scripted for the next request on ``route``, consuming it (None = serve)."""
         pending = self._pending.get(route)
@@ -156,4 +196,7 @@ class EndpointFaults:
         """Forget every scripted fault and restore the configured capacity."""
         self._pending.clear()
         self.worker_deaths.clear()
+        self.lease_refusals.clear()
+        self.silent_leases = 0
+        self.lease_cancellations.clear()
         self.host_capacity("config")

@@ -1,5 +1,8 @@
 """The built-in worker images: which in-process handler runs a job, and what it may touch.
 
+Two images are built in (specs/worker-protocols.md): ``v1`` (HartsyAI wakeup/keepalive,
+:mod:`._v1_handler`) and ``v2`` (leases behind a bearer-token gateway, :mod:`._v2_handler`).
+
 A built-in handler is ``async def handler(context) -> value``; the value maps to the job result
 as runpod-python maps a handler's return value (runpod-api.md §6.4). A streaming handler calls
 ``context.stream(output)`` for each ``yield`` a generator handler would make.
@@ -12,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._jobs import EmulatedJob
 from ._v1_handler import handle_v1
+from ._v2_handler import handle_v2
 from ._worker import EmulatedWorker
 
 if TYPE_CHECKING:
@@ -60,4 +64,6 @@ def builtin_handler(protocol: Literal["v1", "v2"]) -> BuiltinHandler:
     """The handler of the built-in worker image speaking ``protocol``."""
     if protocol == "v1":
         return _v1
-    raise NotImplementedError(f"the {protocol} worker image is not built in yet")
+    if protocol == "v2":
+        return handle_v2
+    raise ValueError(f"no built-in worker image speaks {protocol!r}")

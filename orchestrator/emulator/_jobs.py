@@ -49,7 +49,7 @@ class EmulatedJob:
     """
 
     id: str
-    input: Any
+    input: Any = field(repr=False)
     policy: dict[str, Any]
     webhook: str | None
     submitted_at: float
@@ -57,13 +57,13 @@ class EmulatedJob:
     started_at: float | None = None
     finished_at: float | None = None
     worker_id: str | None = None
-    output: Any = None
+    output: Any = field(default=None, repr=False)
     error: str | None = None
-    stream: list[Any] = field(default_factory=list)
+    stream: list[Any] = field(default_factory=list, repr=False)
     stream_cursor: int = 0
     sync: bool = False
     retries: int = 0
-    progress: Any = None
+    progress: Any = field(default=None, repr=False)
 
     @property
     def state(self) -> JobStatus:

@@ -1,8 +1,9 @@
 """A fake SwarmUI server (HTTP + WebSocket) that behaves like SwarmUI, with fault injection.
 
 Built to specs/swarmui-api.md (§1-§8 and the fake-server checklist §11): the API pipeline,
-sessions, roles and permissions, accounts (``swarm_token`` cookies), the required
-``Authorization`` header (the v2 worker gateway's bearer token), generation over HTTP and
+sessions, roles and permissions, accounts (``swarm_token`` cookies), a required
+``Authorization`` header (static, ``SwarmConfig.required_authorization``, or the v2 worker
+gateway's per-lease bearer token, ``FakeSwarmUI.set_gateway_token``), generation over HTTP and
 WebSocket, models and backends, upstream API keys and, optionally, the RunPod Serverless
 extension's routes. One ``FakeSwarmUI`` plays the SwarmUI of one emulated RunPod worker; a
 ``SwarmFaults`` script may be shared by all workers of an endpoint. All time comes from the

@@ -102,7 +102,8 @@ class SwarmConfig:
         backend_load_s: the backend reports ``loading`` this long after ``start``.
         model_load_s: ``SelectModel`` or the first use of another model takes this long.
         required_authorization: when set, every request (API, WS upgrade, ``/View``) must
-            carry exactly this ``Authorization`` header, else 401 text ``Unauthorized``.
+            carry exactly this ``Authorization`` header, else 401 text ``Unauthorized``. A
+            gateway installed at run time (``FakeSwarmUI.set_gateway_token``) replaces it.
         max_usages: generations the backend runs at once.
         features: the backend's feature flags.
         role: the built-in role every user has (``owner``, ``admin``, ``poweruser``, ``user``,

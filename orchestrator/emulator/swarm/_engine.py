@@ -106,6 +106,9 @@ class _Run:
             if model == self.state.current_model:
                 return
             self.session.loading_models += 1
+            self.state.model_loads_started += 1
+            self.state.model_loads_in_flight += 1
+            self.state.notify_activity()
             try:
                 await self.status()
                 await anyio.sleep(self.state.config.model_load_s)
@@ -113,6 +116,8 @@ class _Run:
                 self.state.last_activity_at = anyio.current_time()
             finally:
                 self.session.loading_models -= 1
+                self.state.model_loads_in_flight -= 1
+                self.state.notify_activity()
 
     def output_path(self, model: str | None) -> str:
         state = self.state
@@ -227,6 +232,7 @@ async def run_generation(
     """
     state.in_flight.add(generation)
     state.generations_started += 1
+    state.notify_activity()
     try:
         with generation.scope:
             run = _Run(state, generation, request, emit, abort_connection, batch_offset)
@@ -236,3 +242,4 @@ async def run_generation(
         state.in_flight.discard(generation)
         state.generations_finished += 1
         state.last_activity_at = anyio.current_time()
+        state.notify_activity()

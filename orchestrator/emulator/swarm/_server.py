@@ -20,6 +20,7 @@ from ._args import RouteError, arg_bool, arg_int, arg_str
 from ._auth import ROUTE_PERMISSIONS, has_permission, make_token, token_user
 from ._config import SwarmConfig, SwarmFaults
 from ._engine import Emit, GenerationFailed, run_generation
+from ._gateway import Gateway, GatewayState
 from ._state import BackendState, Generation, Session, SwarmState
 from ._t2i import param_list, parse_t2i
 
@@ -113,6 +114,7 @@ class FakeSwarmUI:
         self._state = SwarmState(config, self.faults, worker_id)
         self._runner: web.AppRunner | None = None
         self._live_requests: dict[int, web.Request] = {}
+        self._gateway = Gateway()
         self._routes: dict[str, Handler] = {
             "getnewsession": self._get_new_session,
             "getcurrentstatus": self._get_current_status,
@@ -218,9 +220,55 @@ class FakeSwarmUI:
         return len(self._state.in_flight)
 
     @property
+    def model_loads_started(self) -> int:
+        """Model loads that started (``SelectModel`` calls and loads a generation needed)."""
+        return self._state.model_loads_started
+
+    @property
+    def busy(self) -> bool:
+        """Whether a generation or a model load is in flight now."""
+        return bool(self._state.in_flight) or self._state.model_loads_in_flight > 0
+
+    async def wait_for_activity(self) -> None:
+        """Wait until a generation or a model load next starts or ends."""
+        await self._state.wait_for_activity()
+
+    @property
     def last_activity_at(self) -> float | None:
-        """Loop time (``anyio.current_time()``) when the last generation or model load ended."""
+        """Loop time (``anyio.current_time()``) when the last generation or model load ended.
+
+        Only generations and model loads move it; plain requests (status polls, listings, new
+        sessions) never do, so a worker's idleness can be measured from it.
+        """
         return self._state.last_activity_at
+
+    # -- the v2 worker gateway ------------------------------------------------------------------
+
+    @property
+    def gateway(self) -> GatewayState:
+        """The v2 worker gateway: ``off`` (none), ``open`` (a token admitted) or ``closed``."""
+        return self._gateway.state
+
+    def set_gateway_token(self, token: str | None) -> None:
+        """Put the v2 worker gateway in front of this SwarmUI, admitting ``token`` only.
+
+        From now on every request (API routes, WebSocket upgrades, ``/View``, unknown paths)
+        needs ``Authorization: Bearer <token>``, else 401 ``Unauthorized``. None closes the
+        gateway: every request is refused, so a revoked lease token no longer opens anything.
+        Connections already open are not cut. While a gateway is on, it replaces
+        ``SwarmConfig.required_authorization`` and ignores ``auth_bypass_ips`` (it stands in
+        front of SwarmUI, where every client is remote). The token is never logged.
+        """
+        self._gateway.set_token(token)
+        logger.debug(
+            "fake SwarmUI %s gateway %s",
+            self.worker_id,
+            "token set (<redacted>)" if token is not None else "closed",
+        )
+
+    def remove_gateway(self) -> None:
+        """Take the gateway away: only ``required_authorization`` (if set) is checked again."""
+        self._gateway.remove()
 
     @property
     def server_id(self) -> str:
@@ -232,16 +280,18 @@ class FakeSwarmUI:
     def _authorization_middleware(self) -> Any:
         required = self.config.required_authorization
         bypass = frozenset(self.config.auth_bypass_ips)
+        gateway = self._gateway
 
         @web.middleware
         async def authorize(
             request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         ) -> web.StreamResponse:
-            if (
-                required is not None
-                and request.headers.get("Authorization") != required
-                and request.remote not in bypass
-            ):
+            header = request.headers.get("Authorization")
+            if gateway.state != "off":
+                admitted = gateway.admits(header)
+            else:
+                admitted = required is None or header == required or request.remote in bypass
+            if not admitted:
                 return web.Response(status=401, text="Unauthorized")
             return await handler(request)
 
@@ -548,16 +598,22 @@ class FakeSwarmUI:
         model = self._state.catalog.find_exact(name)
         if model is None or backend_id not in ("", *_BACKEND_IDS):
             raise RouteError("Model not found.")
+        state = self._state
         session.loading_models += 1
+        state.model_loads_started += 1
+        state.model_loads_in_flight += 1
+        state.notify_activity()
         try:
-            async with self._state.model_lock:
+            async with state.model_lock:
                 await anyio.sleep(self.config.model_load_s)
                 if self.faults.take("model_load_failure"):
                     raise RouteError("Model failed to load.")
-                self._state.current_model = model.name
+                state.current_model = model.name
         finally:
             session.loading_models -= 1
-            self._state.last_activity_at = anyio.current_time()
+            state.model_loads_in_flight -= 1
+            state.last_activity_at = anyio.current_time()
+            state.notify_activity()
         return {"success": True}
 
     async def _list_backends(

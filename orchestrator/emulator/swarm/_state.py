@@ -87,6 +87,8 @@ class SwarmState:
         self.last_activity_at: float | None = None
         self.generations_started = 0
         self.generations_finished = 0
+        self.model_loads_started = 0
+        self.model_loads_in_flight = 0
         self.request_counter = 0
         self.output_counter = 0
         self.auth_tokens: set[str] = set()
@@ -99,6 +101,7 @@ class SwarmState:
         )
         self._limiter: anyio.CapacityLimiter | None = None
         self._model_lock: anyio.Lock | None = None
+        self._activity: anyio.Event | None = None
 
     @property
     def limiter(self) -> anyio.CapacityLimiter:
@@ -113,6 +116,18 @@ class SwarmState:
         if self._model_lock is None:
             self._model_lock = anyio.Lock()
         return self._model_lock
+
+    def notify_activity(self) -> None:
+        """A generation or model load started or ended: wake :meth:`wait_for_activity`."""
+        if self._activity is not None:
+            self._activity.set()
+            self._activity = None
+
+    async def wait_for_activity(self) -> None:
+        """Wait until the next :meth:`notify_activity`."""
+        if self._activity is None:
+            self._activity = anyio.Event()
+        await self._activity.wait()
 
     def now(self) -> datetime:
         """The server's wall-clock time: ``config.clock``, else 2026-01-01 12:00 + loop time."""
