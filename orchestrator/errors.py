@@ -16,6 +16,7 @@ needs to decide what to do as attributes, never only in their message::
     ├── JobError                      a RunPod job ended without the expected output
     │   ├── JobFailedError            the job ended FAILED / TIMED_OUT / CANCELLED (.job_status)
     │   └── WorkerProtocolError       the worker answered in a shape its protocol does not allow
+    │       └── ProtocolMismatchError the endpoint speaks another worker protocol (.detected)
     ├── WorkerNotReadyError           no worker became ready within StartupTimeoutSec
     ├── GenerationTimeoutError        the generation ran past GenerationTimeoutSec
     └── SwarmUIError                  the worker's SwarmUI refused or failed (.error_id)
@@ -44,6 +45,7 @@ __all__ = [
     "NoImagesError",
     "OrchestratorError",
     "Phase",
+    "ProtocolMismatchError",
     "RunPodAuthError",
     "RunPodBadRequestError",
     "RunPodError",
@@ -279,6 +281,27 @@ class JobFailedError(JobError):
 
 class WorkerProtocolError(JobError):
     """Raised when a worker's output does not match its protocol (too old, malformed)."""
+
+
+class ProtocolMismatchError(WorkerProtocolError):
+    """Raised when the endpoint's workers speak another protocol than the one asked for.
+
+    A v1 worker asked for a lease answers ``Unknown action: lease`` (worker-protocols.md);
+    ``WorkerProtocol = auto`` catches this and falls back to v1.
+
+    Attributes:
+        detected: the protocol the worker showed it speaks (``"v1"``).
+    """
+
+    def __init__(self, *, detected: str, **kwargs: Any) -> None:
+        kwargs.setdefault("phase", Phase.POLLING)
+        super().__init__(
+            f"The endpoint's worker speaks protocol {detected}, not leases (v2): it answered "
+            "'Unknown action: lease'. Set WorkerProtocol = auto or v1, or update the worker "
+            "image to 2.x.",
+            **kwargs,
+        )
+        self.detected = detected
 
 
 class WorkerNotReadyError(OrchestratorError):

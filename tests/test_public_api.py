@@ -70,8 +70,11 @@ PUBLIC = {
     },
     "orchestrator.workers": {
         "Admission",
+        "LeaseTerms",
+        "LeaseWatcher",
         "SharedV1Worker",
         "V1Protocol",
+        "V2Protocol",
         "WakeReceipt",
         "WakeWatcher",
         "WorkerHandle",

@@ -6,11 +6,17 @@ from ._handle import WorkerHandle as WorkerHandle
 from ._shared_v1 import SharedV1Worker as SharedV1Worker
 from ._v1 import V1Protocol as V1Protocol
 from ._v1 import WakeWatcher as WakeWatcher
+from ._v2 import LeaseTerms as LeaseTerms
+from ._v2 import LeaseWatcher as LeaseWatcher
+from ._v2 import V2Protocol as V2Protocol
 
 __all__ = [
     "Admission",
+    "LeaseTerms",
+    "LeaseWatcher",
     "SharedV1Worker",
     "V1Protocol",
+    "V2Protocol",
     "WakeReceipt",
     "WakeWatcher",
     "WorkerHandle",
