@@ -98,3 +98,61 @@ def test_images_are_never_overwritten(tmp_path: Path) -> None:
 def test_a_bad_setting_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["generate", "a fox", "--endpoint-id", "bad id!"]) == 2
     assert "EndpointId" in capsys.readouterr().err
+
+
+# -- swarmpod emulator: hosting your own handler ---------------------------------------------
+
+HANDLER = Path(__file__).parent / "handlers" / "sync_handler.py"
+
+
+def test_emulator_handler_flags_become_the_hosted_worker_config() -> None:
+    args = parse(
+        "emulator",
+        "--handler",
+        str(HANDLER),
+        "--handler-python",
+        "/opt/py/bin/python",
+        "--handler-env",
+        "MODEL_DIR=/models",
+        "--handler-env",
+        "DEBUG=1",
+        "--ping-interval",
+        "2",
+        "--protocol",
+        "v1",
+    )
+    config = cli._emulator_config(args)  # type: ignore[arg-type]
+    endpoint = config.endpoints["local-ep"]
+    assert endpoint.handler_command == ("/opt/py/bin/python", str(HANDLER.resolve()))
+    assert endpoint.handler_env == {"MODEL_DIR": "/models", "DEBUG": "1"}
+    assert endpoint.ping_interval_s == 2.0
+    assert endpoint.cold_start_s == 0.0  # starting the process is the cold start
+
+
+def test_emulator_handler_command_is_split_like_a_shell() -> None:
+    args = parse("emulator", "--handler-command", "python -m 'my app' --flag")
+    endpoint = cli._emulator_config(args).endpoints["local-ep"]  # type: ignore[arg-type]
+    assert endpoint.handler_command == ("python", "-m", "my app", "--flag")
+
+
+def test_without_a_handler_the_built_in_image_runs() -> None:
+    endpoint = cli._emulator_config(parse("emulator")).endpoints["local-ep"]  # type: ignore[arg-type]
+    assert endpoint.handler_command is None
+    assert endpoint.protocol == "v1"
+    assert endpoint.cold_start_s == 20.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--handler", "no/such/handler.py"], "--handler"),
+        (["--handler", str(HANDLER), "--handler-env", "NOEQUALS"], "KEY=VALUE"),
+        (["--handler", str(HANDLER), "--handler-env", "RUNPOD_POD_ID=x"], "RUNPOD_POD_ID"),
+        (["--ping-interval", "0.1", "--handler", str(HANDLER)], "ping_interval_s"),
+    ],
+)
+def test_bad_emulator_flags_exit_2_with_the_reason(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["emulator", *argv]) == 2
+    assert says in capsys.readouterr().err

@@ -13,6 +13,7 @@ its own endpoint, and once for the whole module (~1.4 s of ``import runpod`` eac
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from collections.abc import AsyncIterator
@@ -145,9 +146,13 @@ async def _stream_into_probe(endpoint: EmulatedEndpoint) -> None:
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    """Plain asyncio, real time: looptime cannot skip the SDK's wall-clock sleeps."""
-    return "asyncio"
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    """Plain asyncio, real time: looptime cannot skip the SDK's wall-clock sleeps.
+
+    An explicit loop factory keeps the loop anyio's own (created and closed by its runner);
+    plain ``"asyncio"`` leaves an unclosed loop behind under pytest-asyncio.
+    """
+    return ("asyncio", {"loop_factory": asyncio.new_event_loop})
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +161,7 @@ def sdk_interpreter() -> Path:
 
 
 @pytest.fixture(scope="module")
-async def crosscheck(anyio_backend: str, sdk_interpreter: Path) -> AsyncIterator[CrossCheck]:
+async def crosscheck(anyio_backend: object, sdk_interpreter: Path) -> AsyncIterator[CrossCheck]:
     config = EmulatorConfig(
         endpoints={**{ep: QUICK for ep in ENDPOINTS.values()}, LIMITED: TIGHT}, api_keys=(KEY,)
     )

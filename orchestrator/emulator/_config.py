@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -11,10 +12,24 @@ from orchestrator.emulator.swarm import SwarmConfig
 
 from ._ratelimit import RateLimits
 
-__all__ = ["Duration", "EmulatorConfig", "EndpointConfig"]
+__all__ = ["HANDLER_PROTOCOL_ENV", "Duration", "EmulatorConfig", "EndpointConfig"]
 
 Duration = float | tuple[float, float]
 """A fixed time in seconds, or a ``(low, high)`` range drawn uniformly from the seeded RNG."""
+
+HANDLER_PROTOCOL_ENV: frozenset[str] = frozenset(
+    {
+        "RUNPOD_POD_ID",
+        "RUNPOD_ENDPOINT_ID",
+        "RUNPOD_AI_API_KEY",
+        "RUNPOD_WEBHOOK_GET_JOB",
+        "RUNPOD_WEBHOOK_POST_OUTPUT",
+        "RUNPOD_WEBHOOK_POST_STREAM",
+        "RUNPOD_WEBHOOK_PING",
+        "RUNPOD_PING_INTERVAL",
+    }
+)
+"""Variables the emulator sets for every hosted worker process (runpod-api.md §6.3)."""
 
 
 def _duration(value: object, name: str) -> Duration:
@@ -71,6 +86,18 @@ class EndpointConfig:
         webhook_retries: further webhook attempts after a delivery that did not get a 200.
         webhook_retry_delay_s: the pause between webhook attempts.
         rate_limits: per-route token buckets (HTTP 429 with ``Retry-After``); None = no limits.
+        handler_command: argv of a user's own worker process, e.g. ``("python", "handler.py")``
+            running ``runpod.serverless.start``; each worker runs one such process against the
+            emulator's worker routes (runpod-api.md §6.3). None = the built-in image
+            (``protocol`` then means nothing: the handler decides what a job does).
+        handler_env: extra environment of the worker process (on top of the emulator's own,
+            minus its ``RUNPOD_*`` variables); the protocol variables cannot be overridden.
+        handler_cwd: working directory of the worker process (None = the emulator's).
+        ping_interval_s: ``RUNPOD_PING_INTERVAL`` of a hosted worker (>= 1 s; the SDK pings
+            every whole second of it).
+        dead_after_missed_pings: a hosted worker without a ping for this many intervals is
+            dead (unhealthy); ``math.inf`` = never.
+        handler_stop_grace_s: a stopped worker process gets SIGTERM, then SIGKILL after this.
     """
 
     min_workers: int = 0
@@ -95,6 +122,12 @@ class EndpointConfig:
     webhook_retries: int = 2
     webhook_retry_delay_s: float = 10.0
     rate_limits: RateLimits | None = field(default_factory=RateLimits)
+    handler_command: tuple[str, ...] | None = None
+    handler_env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    handler_cwd: str | None = None
+    ping_interval_s: float = 10.0
+    dead_after_missed_pings: float = 3.0
+    handler_stop_grace_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_workers <= self.max_workers:
@@ -129,6 +162,26 @@ class EndpointConfig:
             raise ValueError("crash_loop and webhook_retries must be >= 0")
         if self.capacity is not None and self.capacity < 0:
             raise ValueError("capacity must be >= 0 (or None for unlimited)")
+        self._check_handler()
+
+    def _check_handler(self) -> None:
+        if self.handler_command is not None:
+            command = tuple(str(arg) for arg in self.handler_command)
+            if not command:
+                raise ValueError("handler_command needs at least the program to run")
+            object.__setattr__(self, "handler_command", command)
+        if self.handler_cwd is not None:
+            object.__setattr__(self, "handler_cwd", os.fspath(self.handler_cwd))
+        object.__setattr__(self, "handler_env", dict(self.handler_env))  # a copy of its own
+        reserved = sorted(set(self.handler_env) & HANDLER_PROTOCOL_ENV)
+        if reserved:
+            raise ValueError(f"handler_env cannot set the protocol variables {reserved}")
+        if math.isnan(self.ping_interval_s) or self.ping_interval_s < 1:
+            raise ValueError("ping_interval_s must be >= 1 (the SDK pings in whole seconds)")
+        if math.isnan(self.dead_after_missed_pings) or self.dead_after_missed_pings <= 0:
+            raise ValueError("dead_after_missed_pings must be > 0")
+        if math.isnan(self.handler_stop_grace_s) or self.handler_stop_grace_s < 0:
+            raise ValueError("handler_stop_grace_s must be >= 0")
 
 
 def _default_endpoints() -> Mapping[str, EndpointConfig]:

@@ -74,7 +74,7 @@ class Emulator:
             self._base_url = f"http://{host}:{port}/v2"
             self._runner = runner
             for endpoint in self._endpoints.values():
-                endpoint.open(task_group)
+                endpoint.open(task_group, base_url=self._base_url)
             _log.info("[Emulator] listening on %s", self._base_url)
             self._stack = stack.pop_all()
 

@@ -5,10 +5,21 @@ long-polling requests wait on it, so nothing polls. Workers pull jobs FIFO (norm
 before ``lowPriority``), run one at a time, and live in the emulator's task group under their own
 cancel scope: stopping a worker cancels that scope, which interrupts whatever its handler was
 doing.
+
+A hosted endpoint (``EndpointConfig.handler_command``) runs the user's own handler instead: each
+worker's boot starts a process of it (:mod:`._hosted`), which then speaks RunPod's worker
+protocol to the worker routes (:mod:`._worker_api`): the ``*_from_worker`` methods and
+:meth:`EmulatedEndpoint.take_jobs` below. The worker is INITIALIZING (billed boot) until its
+first job-take, IDLE or RUNNING after; its task only supervises the process: idle and execution
+timeouts, missed pings, a process that exits by itself (crashed: unhealthy, restarted after
+``unhealthy_restart_s``) and ``stopPod`` (recycled: a fresh process, billed boot again).
 """
 
 from __future__ import annotations
 
+import enum
+import hmac
+import json
 import logging
 import math
 import random
@@ -24,13 +35,14 @@ from orchestrator.runpod import JobStatus
 from ._config import Duration, EndpointConfig
 from ._faults import EndpointFaults
 from ._handlers import HandlerContext, builtin_handler
+from ._hosted import WorkerProcess, worker_env
 from ._jobs import EmulatedJob, Outcome, new_job_id, outcome_of_exception, outcome_of_value
 from ._ledger import LedgerEntry, ledger_entry, ledger_json
 from ._ratelimit import RateLimiter
 from ._webhooks import WebhookCall, deliver_webhook
-from ._worker import EmulatedWorker, WorkerState, new_worker_id
+from ._worker import EmulatedWorker, WorkerState, new_worker_id, new_worker_key
 
-__all__ = ["EmulatedEndpoint"]
+__all__ = ["Delivery", "EmulatedEndpoint"]
 
 _log = logging.getLogger("swarmpod.emulator")
 
@@ -41,6 +53,27 @@ DEFAULT_TTL_S: Final = 86_400.0
 """A job's time to live when its ``policy.ttl`` is unset (24 h, runpod-api.md §2.1)."""
 
 _HOSTED: Final = (WorkerState.INITIALIZING, WorkerState.IDLE, WorkerState.RUNNING)
+
+
+class Delivery(enum.Enum):
+    """What became of a hosted worker's result, progress or stream chunk."""
+
+    ACCEPTED = "accepted"
+    """Recorded on the job."""
+    DISCARDED = "discarded"
+    """The job is no longer this worker's (cancelled, timed out, finished): dropped, as RunPod
+    drops a late result (runpod-api.md §8 item 12)."""
+    UNKNOWN = "unknown"
+    """No such job (never existed, purged, or deleted by its ttl or retention)."""
+
+
+class _HostEnd(enum.Enum):
+    """How a hosted worker's process run ended."""
+
+    STOPPED = "stopped"  # the worker was stopped (idle, timeout, cancel, kill, close)
+    RECYCLE = "recycle"  # stopPod: start a fresh process
+    CRASHED = "crashed"  # unhealthy: restart after unhealthy_restart_s
+    GAVE_UP = "gave up"  # unhealthy for good (never started, init timeout)
 
 
 class _Pulse:
@@ -91,6 +124,7 @@ class EmulatedEndpoint:
         self._background: set[anyio.CancelScope] = set()
         self.webhook_calls: list[WebhookCall] = []
         self.rate_limiter = None if config.rate_limits is None else RateLimiter(config.rate_limits)
+        self._base_url: str | None = None
 
     @property
     def jobs(self) -> Mapping[str, EmulatedJob]:
@@ -166,10 +200,7 @@ class EmulatedEndpoint:
         worker = self._worker_by_id(worker_id)
         if worker is None:
             raise KeyError(worker_id)
-        job = self._jobs.get(worker.current_job_id or "")
-        if job is not None and job.state is JobStatus.IN_PROGRESS and job.worker_id == worker.id:
-            job.error = f"worker {worker.id} died: {reason}"
-            self._finish(job, JobStatus.FAILED)
+        self._fail_held(worker, f"worker {worker.id} died: {reason}")
         self._stop_worker(worker, reason)
 
     # -- the API side --------------------------------------------------------------------
@@ -218,16 +249,19 @@ class EmulatedEndpoint:
         return True
 
     def cancel(self, job: EmulatedJob) -> None:
-        """Cancel a job: a queued one is never taken; a running one's worker is stopped."""
+        """Cancel a job: a queued one is never taken; a running one's worker is stopped.
+
+        A hosted worker also finds the job on its stop channel (``jobsToStop``).
+        """
         if job.state is JobStatus.IN_QUEUE:
             self._queue.remove(job)
+            self._finish(job, JobStatus.CANCELLED)
         elif job.state is JobStatus.IN_PROGRESS:
+            self._finish(job, JobStatus.CANCELLED)
             worker = self._worker_by_id(job.worker_id)
-            if worker is not None:
+            if worker is not None and worker.live:
+                worker.stop_job_ids.append(job.id)
                 self._stop_worker(worker, f"its job {job.id} was cancelled")
-        else:
-            return
-        self._finish(job, JobStatus.CANCELLED)
 
     def purge_queue(self) -> int:
         """Remove every queued job (they are forgotten, as on RunPod); return how many."""
@@ -240,9 +274,13 @@ class EmulatedEndpoint:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def open(self, task_group: TaskGroup) -> None:
-        """Start the scaler (and so the min workers) in the emulator's task group."""
+    def open(self, task_group: TaskGroup, *, base_url: str | None = None) -> None:
+        """Start the scaler (and so the min workers) in the emulator's task group.
+
+        ``base_url`` (``http://HOST:PORT/v2``) is where hosted workers reach the worker routes.
+        """
         self._task_group = task_group
+        self._base_url = base_url
         task_group.start_soon(self._scale_loop, name=f"scaler {self.endpoint_id}")
         task_group.start_soon(self._expiry_loop, name=f"expiry {self.endpoint_id}")
 
@@ -305,13 +343,15 @@ class EmulatedEndpoint:
         """Start workers for jobs past the queue delay; return when to look again."""
         delay = self.config.queue_delay_s
         eligible = [job for job in self._queue if not job.low_priority]
-        overdue = [job for job in eligible if now - job.submitted_at >= delay]
+        # one expression for "due" on both sides: ``now - t >= d`` and ``t + d <= now`` can
+        # disagree by a rounding error, and a due time == now never lets loop time advance
+        overdue = [job for job in eligible if job.submitted_at + delay <= now]
         starting = (WorkerState.IDLE, WorkerState.INITIALIZING, WorkerState.THROTTLED)
         coming = sum(w.state in starting for w in self._workers)
         room = self.config.max_workers - len(self.running_workers())
         for _ in range(min(len(overdue) - coming, room)):
             self._start_worker("queue delay")
-        waiting = [job.submitted_at + delay for job in eligible if now - job.submitted_at < delay]
+        waiting = [job.submitted_at + delay for job in eligible if job.submitted_at + delay > now]
         return min(waiting, default=math.inf)
 
     def _scale_for_requests(self) -> float:
@@ -361,6 +401,8 @@ class EmulatedEndpoint:
             return
         _log.info("[Emulator] %s: stopping worker %s: %s", self.endpoint_id, worker.id, reason)
         was_healthy = worker.state is not WorkerState.UNHEALTHY
+        if not self._closing:
+            self._fail_held(worker, f"worker {worker.id} stopped: {reason}")
         worker.state = WorkerState.STOPPED
         worker.stopped_at = anyio.current_time()
         worker.current_job_id = None
@@ -375,17 +417,25 @@ class EmulatedEndpoint:
     # -- one worker's life ---------------------------------------------------------------
 
     async def _worker_main(self, worker: EmulatedWorker) -> None:
+        hosted = self.config.handler_command is not None
         try:
             with worker.scope:
                 while True:
                     await self._wait_for_host(worker)
                     booted = await self._boot(worker)
-                    if booted:
+                    if booted and not hosted:
                         await self._serve(worker)
                         return
-                    if worker.boot_crashes == 0 or worker.boot_crashes > self.config.crash_loop:
+                    if booted:
+                        ended = await self._host(worker)
+                        if not worker.live or ended in (_HostEnd.STOPPED, _HostEnd.GAVE_UP):
+                            return
+                        if ended is _HostEnd.CRASHED:
+                            await anyio.sleep(self.config.unhealthy_restart_s)
+                    elif worker.boot_crashes == 0 or worker.boot_crashes > self.config.crash_loop:
                         return  # unhealthy for good: it keeps its slot, unbilled
-                    await anyio.sleep(self.config.unhealthy_restart_s)
+                    else:
+                        await anyio.sleep(self.config.unhealthy_restart_s)
                     worker.state = WorkerState.INITIALIZING
                     self._changed.notify()
         finally:
@@ -427,6 +477,10 @@ class EmulatedEndpoint:
             worker.public_url = await worker.swarm.start(host="127.0.0.1", port=0)
         except OSError as exc:
             return self._crashed(worker, f"its SwarmUI could not listen ({exc})")
+        if self.config.protocol == "v2":
+            worker.swarm.set_gateway_token(None)  # closed until a lease hands out a token
+        if self.config.handler_command is not None:
+            return True  # hosted: ready at its process's first job-take
         worker.session_id = worker.swarm.create_session()
         worker.state = WorkerState.IDLE
         _log.info("[Emulator] %s: worker %s ready", self.endpoint_id, worker.id)
@@ -455,16 +509,20 @@ class EmulatedEndpoint:
     async def _take_job(self, worker: EmulatedWorker) -> EmulatedJob:
         while True:
             if self._queue:
-                job = min(self._queue, key=lambda j: j.low_priority)
-                self._queue.remove(job)
-                job.status = JobStatus.IN_PROGRESS.value
-                job.started_at = anyio.current_time()
-                job.worker_id = worker.id
-                worker.current_job_id = job.id
-                worker.state = WorkerState.RUNNING
-                self._changed.notify()
-                return job
+                return self._assign(worker)
             await self._changed.wait()
+
+    def _assign(self, worker: EmulatedWorker) -> EmulatedJob:
+        """Hand the next queued job (FIFO, normal priority first) to ``worker``."""
+        job = min(self._queue, key=lambda j: j.low_priority)
+        self._queue.remove(job)
+        job.status = JobStatus.IN_PROGRESS.value
+        job.started_at = anyio.current_time()
+        job.worker_id = worker.id
+        worker.job_ids.append(job.id)
+        worker.state = WorkerState.RUNNING
+        self._changed.notify()
+        return job
 
     async def _execute(self, worker: EmulatedWorker, job: EmulatedJob) -> bool:
         """Run ``job``; return whether the worker goes on serving."""
@@ -496,6 +554,252 @@ class EmulatedEndpoint:
         worker.state = WorkerState.IDLE
         self._changed.notify()
         return True
+
+    # -- the worker side of a hosted endpoint (runpod-api.md §6.3) -------------------------
+
+    def hosted_worker(self, worker_id: str, key: str) -> EmulatedWorker | None:
+        """The worker ``worker_id`` if ``key`` is its current process's key, else None."""
+        worker = self._worker_by_id(worker_id)
+        if worker is None or self.config.handler_command is None:
+            return None
+        if not hmac.compare_digest(worker.api_key.reveal().encode(), key.encode()):
+            return None
+        return worker
+
+    async def take_jobs(
+        self, worker: EmulatedWorker, count: int, wait_s: float
+    ) -> list[EmulatedJob]:
+        """A hosted worker's job-take: up to ``count`` jobs, waiting up to ``wait_s`` for one.
+
+        The first take of a process makes its worker ready (INITIALIZING -> IDLE). A stopped,
+        unhealthy or replaced process gets nothing.
+        """
+        key = worker.api_key
+        if worker.state is WorkerState.INITIALIZING and worker.process_id is not None:
+            worker.state = WorkerState.IDLE
+            worker.ready_at = anyio.current_time()
+            _log.info("[Emulator] %s: worker %s ready", self.endpoint_id, worker.id)
+            self._changed.notify()
+
+        def serving() -> bool:
+            busy = (WorkerState.IDLE, WorkerState.RUNNING)
+            return worker.state in busy and worker.api_key is key and not self._closing
+
+        await self.wait_until(lambda: not serving() or bool(self._queue), wait_s)
+        jobs: list[EmulatedJob] = []
+        while serving() and self._queue and len(jobs) < count:
+            jobs.append(self._assign(worker))
+        return jobs
+
+    async def stop_signals(self, worker: EmulatedWorker, wait_s: float) -> list[str]:
+        """A hosted worker's stop channel: the ids of its jobs to stop, waiting up to ``wait_s``.
+
+        Answers at once (with what is pending, maybe nothing) once the worker is stopped.
+        """
+        key = worker.api_key
+        await self.wait_until(
+            lambda: bool(worker.stop_job_ids) or not worker.live or worker.api_key is not key,
+            wait_s,
+        )
+        job_ids, worker.stop_job_ids = worker.stop_job_ids, []
+        return job_ids
+
+    def result_from_worker(
+        self, worker: EmulatedWorker, job_id: str, body: Mapping[str, Any]
+    ) -> Delivery:
+        """A hosted worker's job-done body: a result, or a progress update (spec §6.3, §6.4).
+
+        ``{"status": "IN_PROGRESS", "output": X}`` is progress; otherwise ``error`` (any value)
+        fails the job and ``output`` completes it. ``stopPod: true`` recycles the worker.
+        """
+        job = self._jobs.get(job_id)
+        held = job is not None and self._holds(worker, job)
+        if body.get("status") == JobStatus.IN_PROGRESS.value:
+            if job is not None and held:
+                self.report_progress(job.id, body.get("output"))
+            return Delivery.ACCEPTED if held else self._not_held(job)
+        if body.get("stopPod") is True and worker.state in (WorkerState.IDLE, WorkerState.RUNNING):
+            worker.recycle = True
+        self._release(worker, job_id)
+        if job is None or not held:
+            return self._not_held(job)
+        error = body.get("error")
+        job.output = body.get("output")
+        if error is None:
+            self._finish(job, JobStatus.COMPLETED)
+        else:
+            job.error = error if isinstance(error, str) else json.dumps(error)
+            self._finish(job, JobStatus.FAILED)
+        return Delivery.ACCEPTED
+
+    def stream_from_worker(self, worker: EmulatedWorker, job_id: str, output: Any) -> Delivery:
+        """A hosted worker's job-stream chunk (a generator handler's ``yield``)."""
+        job = self._jobs.get(job_id)
+        if job is None or not self._holds(worker, job):
+            return self._not_held(job)
+        self.emit_stream(job.id, output)
+        return Delivery.ACCEPTED
+
+    def ping_from_worker(
+        self, worker: EmulatedWorker, job_ids: Sequence[str], unhealthy: str | None
+    ) -> None:
+        """A hosted worker's heartbeat: it is alive, running ``job_ids``.
+
+        ``unhealthy`` (a failed fitness check, ``status=unhealthy``) marks it unhealthy: its
+        jobs fail and its process is replaced after ``unhealthy_restart_s``.
+        """
+        if not worker.live:
+            return
+        worker.last_ping_at = anyio.current_time()
+        worker.ping_job_ids = tuple(job_ids)
+        worker.pings += 1
+        if unhealthy is not None and worker.state is not WorkerState.UNHEALTHY:
+            self._fail_held(worker, f"worker {worker.id} reported itself unhealthy: {unhealthy}")
+            self._crashed(worker, f"it reported itself unhealthy: {unhealthy}")
+        self._changed.notify()
+
+    def _holds(self, worker: EmulatedWorker, job: EmulatedJob) -> bool:
+        return (
+            job.id in worker.job_ids
+            and job.state is JobStatus.IN_PROGRESS
+            and job.worker_id == worker.id
+            and self._jobs.get(job.id) is job
+        )
+
+    def _not_held(self, job: EmulatedJob | None) -> Delivery:
+        if job is None:
+            return Delivery.UNKNOWN
+        _log.debug("[Emulator] %s: late worker report for %s discarded", self.endpoint_id, job.id)
+        return Delivery.DISCARDED
+
+    def _release(self, worker: EmulatedWorker, job_id: str) -> None:
+        """``worker`` no longer runs ``job_id``; with nothing left to run it is IDLE."""
+        if job_id in worker.job_ids:
+            worker.job_ids.remove(job_id)
+            if not worker.job_ids and worker.state is WorkerState.RUNNING:
+                worker.state = WorkerState.IDLE
+            self._changed.notify()
+
+    def _held_jobs(self, worker: EmulatedWorker) -> list[EmulatedJob]:
+        jobs = (self._jobs.get(job_id) for job_id in worker.job_ids)
+        return [job for job in jobs if job is not None and self._holds(worker, job)]
+
+    def _fail_held(self, worker: EmulatedWorker, error: str) -> None:
+        """FAIL every job ``worker`` is running, with ``error``."""
+        for job in self._held_jobs(worker):
+            job.error = error
+            self._finish(job, JobStatus.FAILED)
+        worker.job_ids.clear()
+
+    async def _host(self, worker: EmulatedWorker) -> _HostEnd:
+        """Run one process of the worker's handler and supervise it until it ends."""
+        config = self.config
+        assert config.handler_command is not None
+        if self._base_url is None:
+            raise RuntimeError("a hosted endpoint needs the emulator's base URL (open it)")
+        worker.api_key = new_worker_key()
+        worker.ready_at = worker.last_ping_at = None
+        worker.recycle = False
+        env = worker_env(
+            base_url=self._base_url,
+            endpoint_id=self.endpoint_id,
+            worker_id=worker.id,
+            api_key=worker.api_key.reveal(),
+            ping_interval_s=config.ping_interval_s,
+            extra=config.handler_env,
+            swarm_url=worker.public_url,
+        )
+        process = WorkerProcess(
+            worker.id,
+            config.handler_command,
+            env=env,
+            cwd=config.handler_cwd,
+            grace_s=config.handler_stop_grace_s,
+            on_exit=self._changed.notify,
+        )
+        init_deadline = worker.state_since + config.init_timeout_s
+        try:
+            async with process:
+                worker.process_id = process.pid
+                while True:
+                    step = self._hosted_step(worker, process, init_deadline)
+                    if isinstance(step, _HostEnd):
+                        if worker.live:  # crashed or recycled: revoke the old process's key,
+                            worker.api_key = new_worker_key()  # which ends its long-polls
+                            self._changed.notify()
+                        return step
+                    with anyio.move_on_after(step - anyio.current_time()):
+                        await self._changed.wait()
+        except OSError as exc:
+            if process.started:
+                raise
+            self._crashed(worker, f"its process could not start ({exc})")  # no such program...
+            return _HostEnd.GAVE_UP
+        finally:
+            if process.returncode is not None:
+                worker.exit_codes.append(process.returncode)
+            with anyio.CancelScope(shield=True):
+                await worker.swarm.stop()  # a new process gets a fresh SwarmUI
+
+    def _hosted_step(
+        self, worker: EmulatedWorker, process: WorkerProcess, init_deadline: float
+    ) -> _HostEnd | float:
+        """Check a hosted worker; return how its process run ends, or when to look again."""
+        config = self.config
+        now = anyio.current_time()
+        if worker.recycle:
+            self._fail_held(worker, f"worker {worker.id} was recycled (stopPod)")
+            _log.info("[Emulator] %s: recycling worker %s", self.endpoint_id, worker.id)
+            return _HostEnd.RECYCLE
+        if process.exited:
+            return self._process_ended(worker, process)
+        if worker.state is WorkerState.UNHEALTHY:
+            return _HostEnd.CRASHED
+        deadlines = [math.inf]
+        if worker.state is WorkerState.INITIALIZING:
+            if now >= init_deadline:
+                self._crashed(worker, f"it took no job within {config.init_timeout_s:g} s")
+                return _HostEnd.GAVE_UP
+            deadlines.append(init_deadline)
+        for job in self._held_jobs(worker):
+            assert job.started_at is not None
+            at = job.started_at + job.execution_timeout_s(config.execution_timeout_s)
+            if now >= at:
+                self._finish(job, JobStatus.TIMED_OUT)
+                worker.stop_job_ids.append(job.id)
+                self._stop_worker(worker, f"job {job.id} exceeded its execution timeout")
+                return _HostEnd.STOPPED
+            deadlines.append(at)
+        if worker.ready_at is not None:
+            silent_s = config.dead_after_missed_pings * config.ping_interval_s
+            at = max(worker.ready_at, worker.last_ping_at or -math.inf) + silent_s
+            if now >= at:
+                why = f"no ping for {silent_s:g} s"
+                self._fail_held(worker, f"worker {worker.id} died: {why}")
+                self._crashed(worker, why)
+                return _HostEnd.CRASHED
+            deadlines.append(at)
+        if worker.state is WorkerState.IDLE:
+            at = worker.state_since + config.idle_timeout_s
+            if now >= at:
+                if len(self.running_workers()) > config.min_workers:
+                    self._stop_worker(worker, "idle timeout")
+                    return _HostEnd.STOPPED
+                worker.state = WorkerState.IDLE  # a min worker: wait another idle timeout
+                at = now + config.idle_timeout_s
+            deadlines.append(at)
+        return min(deadlines)
+
+    def _process_ended(self, worker: EmulatedWorker, process: WorkerProcess) -> _HostEnd:
+        """The process exited by itself: the worker crashed, its jobs FAIL with why."""
+        why = f"its process exited with code {process.returncode}"
+        tail = "\n".join(process.tail())
+        self._fail_held(
+            worker,
+            f"worker {worker.id} crashed: {why}" + (f"; last output:\n{tail}" if tail else ""),
+        )
+        self._crashed(worker, why)
+        return _HostEnd.CRASHED
 
     def _finish(self, job: EmulatedJob, status: JobStatus) -> None:
         job.status = status.value

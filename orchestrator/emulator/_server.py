@@ -21,6 +21,7 @@ from ._endpoint import EmulatedEndpoint
 from ._faults import DropConnection, HttpFault, Latency, MalformedBody
 from ._jobs import EmulatedJob
 from ._ratelimit import retry_after_header
+from ._worker_api import add_worker_routes
 
 __all__ = ["build_app"]
 
@@ -84,6 +85,7 @@ def build_app(
         return web.json_response(endpoint.ledger_json())
 
     app.router.add_get("/v2/{endpoint_id}/_emulator/ledger", ledger)
+    add_worker_routes(app, endpoints)  # job-take, job-done, ... of hosted workers (_worker_api)
     return app
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import enum
+import secrets
 import uuid
 from typing import Final
 
 import anyio
 
 from orchestrator.emulator.swarm import FakeSwarmUI
+from orchestrator.secrets import Secret
 
-__all__ = ["BILLED_PHASES", "EmulatedWorker", "WorkerState", "new_worker_id"]
+__all__ = ["BILLED_PHASES", "EmulatedWorker", "WorkerState", "new_worker_id", "new_worker_key"]
 
 
 class WorkerState(enum.StrEnum):
@@ -40,12 +42,20 @@ def new_worker_id() -> str:
     return uuid.uuid4().hex[:14]
 
 
+def new_worker_key() -> Secret:
+    """A fresh ``RUNPOD_AI_API_KEY`` for one process of a hosted worker."""
+    return Secret(f"wk_{secrets.token_urlsafe(24)}")
+
+
 class EmulatedWorker:
     """One worker of an emulated endpoint.
 
     ``public_url`` is the base URL of its fake SwarmUI on 127.0.0.1 once it has started. A real
     worker reports ``https://{worker_id}-7801.proxy.runpod.net`` instead; a later issue adds
     that mode with a map from proxy URLs to local ports.
+
+    A hosted worker (``EndpointConfig.handler_command``) runs a process of the user's handler;
+    the attributes from ``api_key`` on describe that process and its protocol traffic.
 
     Setting ``state`` also keeps the billing clock: the time spent in each billed state
     (:data:`BILLED_PHASES`) adds up in ``phase_seconds`` (loop time).
@@ -59,8 +69,17 @@ class EmulatedWorker:
         flashboot: whether it started as a FlashBoot revival (faster start).
         started_at: loop time at which it was started (created; boot began unless throttled).
         stopped_at: loop time at which it stopped, None while live.
-        current_job_id: the job it is running, if any.
+        job_ids: the jobs it is running (at most one on the built-in image).
         boot_crashes: how many of its boots crashed so far.
+        api_key: its current process's ``RUNPOD_AI_API_KEY``, the only key its worker
+            routes accept (each process gets a new one).
+        process_id: pid (and process group) of its current process; None before the first.
+        ready_at: when its current process first asked for a job (None until then).
+        last_ping_at: when it last pinged; ``ping_job_ids`` the job ids that ping carried.
+        pings: how many pings it sent.
+        stop_job_ids: jobs its stop channel has still to hand out (``jobsToStop``).
+        recycle: it asked to be recycled (``stopPod``); a fresh process replaces this one.
+        exit_codes: exit code of each of its processes that ended, in order.
     """
 
     def __init__(
@@ -79,12 +98,35 @@ class EmulatedWorker:
         self.flashboot = flashboot
         self.started_at = started_at
         self.stopped_at: float | None = None
-        self.current_job_id: str | None = None
+        self.job_ids: list[str] = []
         self.boot_crashes = 0
         self.scope = anyio.CancelScope()
+        self.api_key = new_worker_key()
+        self.process_id: int | None = None
+        self.ready_at: float | None = None
+        self.last_ping_at: float | None = None
+        self.ping_job_ids: tuple[str, ...] = ()
+        self.pings = 0
+        self.stop_job_ids: list[str] = []
+        self.recycle = False
+        self.exit_codes: list[int] = []
         self.phase_seconds = {"boot": 0.0, "execution": 0.0, "idle": 0.0}
         self._state = state
         self._since = started_at
+
+    @property
+    def current_job_id(self) -> str | None:
+        """The (first) job it is running, if any; setting None forgets every job it ran."""
+        return self.job_ids[0] if self.job_ids else None
+
+    @current_job_id.setter
+    def current_job_id(self, job_id: str | None) -> None:
+        self.job_ids = [] if job_id is None else [job_id]
+
+    @property
+    def state_since(self) -> float:
+        """Loop time at which the current state began (setting any state restarts it)."""
+        return self._since
 
     @property
     def state(self) -> WorkerState:

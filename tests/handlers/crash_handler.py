@@ -1,0 +1,14 @@
+"""A RunPod handler whose process dies mid-job, as a CUDA crash would take a worker down."""
+
+import os
+import sys
+
+import runpod
+
+
+def handler(job):
+    print("CUDA error: an illegal memory access was encountered", file=sys.stderr, flush=True)
+    os._exit(3)
+
+
+runpod.serverless.start({"handler": handler})
