@@ -332,3 +332,35 @@ async def test_closing_the_emulator_leaves_no_process_behind() -> None:
         assert group is not None
         assert live_processes(group) == []
     assert [w.state for w in endpoint.workers] == [WorkerState.STOPPED] * 2
+
+
+# -- swarmpod's own engine against a hosted SwarmUI worker (§8 item 26) ------------------------
+
+
+async def test_the_engine_generates_through_a_v1_worker_on_the_official_loop() -> None:
+    from orchestrator import Orchestrator, Settings
+
+    endpoint = handler_endpoint("v1_swarm_handler.py", idle_timeout_s=5.0)
+    async with hosting(v1=endpoint) as emulator:
+        settings = Settings.load(
+            env={},
+            overrides={
+                "EndpointId": "v1",
+                "RunPodBaseUrl": emulator.base_url,
+                "RunPodApiKey": "test-key",
+                "PollIntervalMs": 200,
+                "StartupTimeoutSec": WITHIN_S,
+            },
+        )
+        async with Orchestrator(settings) as orch:
+            with anyio.fail_after(2 * WITHIN_S):
+                result = await orch.generate({"prompt": "a hosted fox", "steps": 2}, images=2)
+        hosted = emulator.endpoint("v1")
+        actions = [job.input.get("action") for job in hosted.jobs.values()]
+        assert len(result.images) == 2
+        assert result.cold_start
+        assert result.worker_id == hosted.workers[0].id
+        assert sorted(actions) == ["keepalive", "wakeup"]
+        keepalive = next(j for j in hosted.jobs.values() if j.input.get("action") == "keepalive")
+        assert keepalive.status == "CANCELLED"  # the release: the worker process is stopped
+        await until(lambda: not hosted.running_workers())

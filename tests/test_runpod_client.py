@@ -295,10 +295,14 @@ async def test_refused_connection_is_a_transport_error_after_retries(
 async def test_undecodable_2xx_body_is_a_transport_error_naming_the_route(
     anyio_backend: object,
 ) -> None:
+    served: list[str] = []
+
     async def garbage(request: web.Request) -> web.Response:
+        served.append("run")
         return web.Response(text="<html>proxy error</html>", content_type="text/html")
 
     async def wrong_shape(request: web.Request) -> web.Response:
+        served.append("status")
         return web.json_response({"id": 5})
 
     app = web.Application()
@@ -312,7 +316,11 @@ async def test_undecodable_2xx_body_is_a_transport_error_naming_the_route(
         port = runner.addresses[0][1]
         async with aiohttp.ClientSession() as session:
             client = RunPodClient(
-                session, "ep", Secret(KEY), base_url=f"http://127.0.0.1:{port}/v2"
+                session,
+                "ep",
+                Secret(KEY),
+                base_url=f"http://127.0.0.1:{port}/v2",
+                retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=2.0),
             )
             with pytest.raises(TransportError, match="/run ") as on_run:
                 await client.run({"action": "wakeup"})
@@ -323,6 +331,14 @@ async def test_undecodable_2xx_body_is_a_transport_error_naming_the_route(
     assert on_run.value.retryable is False  # a job may exist: the caller must not resubmit
     assert on_status.value.retryable is True
     assert on_status.value.status == 200
+    assert served == ["run", "status", "status", "status"]  # a read is asked again, a run never
+
+
+async def test_a_status_body_truncated_once_is_read_again(anyio_backend: object) -> None:
+    async with connected() as (emulator, client):
+        job = await client.run({"action": "health"})
+        emulator.endpoint("local-ep").faults.malformed_body("status", times=1)
+        assert (await client.status(job.id)).id == job.id
 
 
 async def test_planted_key_never_shows(

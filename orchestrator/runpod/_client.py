@@ -49,8 +49,9 @@ class RunPodClient:
     request (429, 502/503/504, a refused connection). Connection failures and timeouts that
     outlast the retries raise :class:`~orchestrator.errors.TransportError`.
 
-    A 2xx answer whose body does not decode raises ``TransportError`` naming the route; it is
-    ``retryable`` except on ``/run`` and ``/runsync``, where a job may already exist.
+    A 2xx answer whose body does not decode is asked again per ``retry`` on every route but
+    ``/run`` and ``/runsync`` (where a job may already exist); then it raises
+    ``TransportError`` naming the route, ``retryable`` except on those two.
     Error bodies are never read into messages. ``on_call`` sees every HTTP attempt.
     """
 
@@ -147,24 +148,33 @@ class RunPodClient:
         params: Mapping[str, str] | None = None,
         request_s: float | None = None,
     ) -> _T:
-        answer = await self._send_with_retries(
-            method, route, job_id=job_id, body=body, params=params, request_s=request_s
-        )
-        try:
-            if isinstance(decode, type):
-                return msgspec.json.decode(answer.body, type=decode)
-            return decode(answer.body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            _log.warning(
-                "[RunPodApiClient] /%s answered %d with an undecodable body", route, answer.status
+        attempts = self._retry.attempts
+        for attempt in range(1, attempts + 1):
+            answer = await self._send_with_retries(
+                method, route, job_id=job_id, body=body, params=params, request_s=request_s
             )
-            raise TransportError(
-                f"RunPod answered /{route} with a body swarmpod cannot read "
-                f"({type(exc).__name__}); try again, and report it if it persists.",
-                retryable=route not in _CREATES_JOB,
-                status=answer.status,
-                job_id=job_id,
-            ) from None
+            try:
+                if isinstance(decode, type):
+                    return msgspec.json.decode(answer.body, type=decode)
+                return decode(answer.body)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                _log.warning(
+                    "[RunPodApiClient] /%s answered %d with an undecodable body",
+                    route,
+                    answer.status,
+                )
+                repeatable = route not in _CREATES_JOB  # a read (or a cancel) is safe to repeat
+                if repeatable and attempt < attempts:
+                    await self._back_off(route, attempt, None, "undecodable body")
+                    continue
+                raise TransportError(
+                    f"RunPod answered /{route} with a body swarmpod cannot read "
+                    f"({type(exc).__name__}); try again, and report it if it persists.",
+                    retryable=repeatable,
+                    status=answer.status,
+                    job_id=job_id,
+                ) from None
+        raise AssertionError("unreachable: the decode loop always returns or raises")
 
     async def _send_with_retries(
         self,
