@@ -165,3 +165,25 @@ async def test_http_status_still_works_on_the_new_routes(anyio_backend: object) 
         async with session.post(f"{base}/retry/x-u1") as response:
             status = response.status
     assert status == 503
+
+
+async def test_a_per_worker_swarm_script_hits_only_that_worker() -> None:
+    config = EndpointConfig(max_workers=2, scaler="request_count", cold_start_s=5.0)
+    async with emulated(config) as (session, base, endpoint):
+        endpoint.worker_swarm_faults(2).invalid_session(times=5)
+        endpoint.swarm_faults.no_images(times=5)  # the shared script: worker 1 only, now
+        for _ in range(2):
+            await post_run(session, base, {"input": {"action": "keepalive", "duration": 60}})
+        await until(lambda: len(endpoint.workers) == 2)
+        first, second = endpoint.workers
+        assert second.swarm.faults.pending("invalid_session") == 5
+        assert second.swarm.faults.pending("no_images") == 0
+        assert first.swarm.faults.pending("no_images") == 5
+        assert first.swarm.faults.pending("invalid_session") == 0
+
+
+def test_worker_ordinals_start_at_1() -> None:
+    from orchestrator.emulator import EmulatedEndpoint
+
+    with pytest.raises(ValueError, match="start at 1"):
+        EmulatedEndpoint("ep", EndpointConfig()).worker_swarm_faults(0)

@@ -71,6 +71,16 @@ async def test_a_wrong_expectation_gives_a_fail_verdict_saying_why(tmp_path: Pat
             "unknown fault kind",
         ),
         (
+            'name = "x"\n[[requests]]\nparams = {}\n[[faults]]\nkind = "worker0.no_images"\n',
+            5,
+            "unknown fault kind",
+        ),
+        (
+            'name = "x"\n[[requests]]\nparams = {}\n[[faults]]\nkind = "worker2.http_status"\n',
+            5,
+            "unknown fault kind",
+        ),
+        (
             'name = "x"\n[[requests]]\nparams = {}\nimages = 0\n',
             4,
             "'images' must be an integer >= 1",

@@ -113,6 +113,7 @@ class EmulatedEndpoint:
         self._workers: list[EmulatedWorker] = []
         self.faults = EndpointFaults()
         self.swarm_faults = SwarmFaults()
+        self._worker_swarm_faults: dict[int, SwarmFaults] = {}
         self.api_calls: list[tuple[str, str, int]] = []
         self._changed = _Pulse()
         self.faults.on_capacity_change = self._changed.notify
@@ -179,6 +180,16 @@ class EmulatedEndpoint:
     def ledger_json(self) -> dict[str, Any]:
         """The ledger as a JSON-serializable dict with totals (``total_billed_seconds``, ...)."""
         return ledger_json(self.endpoint_id, self.ledger)
+
+    def worker_swarm_faults(self, ordinal: int) -> SwarmFaults:
+        """The fault script of one worker's fake SwarmUI: the ``ordinal``-th started (1 = first).
+
+        That worker's SwarmUI follows this script instead of the shared :attr:`swarm_faults`;
+        script it before the worker starts (a worker that already runs keeps its script).
+        """
+        if ordinal < 1:
+            raise ValueError("worker ordinals start at 1")
+        return self._worker_swarm_faults.setdefault(ordinal, SwarmFaults())
 
     def emit_stream(self, job_id: str, output: Any) -> None:
         """Append one streamed output to a job, as a generator handler's ``yield`` does."""
@@ -386,7 +397,8 @@ class EmulatedEndpoint:
         if flashboot:
             self._stopped_at.remove(recent[0])
         worker_id = new_worker_id()
-        swarm = FakeSwarmUI(self.config.swarm, faults=self.swarm_faults, worker_id=worker_id)
+        faults = self._worker_swarm_faults.get(len(self._workers) + 1, self.swarm_faults)
+        swarm = FakeSwarmUI(self.config.swarm, faults=faults, worker_id=worker_id)
         state = WorkerState.INITIALIZING
         if not self._has_host(None):
             state = WorkerState.THROTTLED

@@ -12,7 +12,7 @@ import looptime
 from .._orchestrator import Orchestrator
 from .._progress import ProgressEvent
 from .._retry import RetryPolicy
-from ..emulator import Emulator, EmulatorConfig
+from ..emulator import EmulatedEndpoint, Emulator, EmulatorConfig
 from ..errors import OrchestratorError
 from ..settings import Settings
 from ._scenario import RequestStep, Scenario
@@ -93,7 +93,7 @@ async def run_scenario(scenario: Scenario) -> ScenarioReport:
 
         async def apply_fault(step: Any) -> None:
             await anyio.sleep(step.at)
-            owner = endpoint.faults if step.target == "endpoint" else endpoint.swarm_faults
+            owner = _fault_owner(endpoint, step.target)
             getattr(owner, step.method)(**step.args)
             note(-1, f"fault {step.target}.{step.method}({_args(step.args)})")
 
@@ -220,3 +220,12 @@ def _judge(outcome: RequestOutcome, step: RequestStep) -> None:
 
 def _args(args: Any) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in dict(args).items())
+
+
+def _fault_owner(endpoint: EmulatedEndpoint, target: str) -> Any:
+    """The fault script a scenario step targets: endpoint, swarm (all workers) or workerN."""
+    if target == "endpoint":
+        return endpoint.faults
+    if target == "swarm":
+        return endpoint.swarm_faults
+    return endpoint.worker_swarm_faults(int(target.removeprefix("worker")))

@@ -14,7 +14,8 @@
 
     [[faults]]                    # applied at `at` seconds of scenario time
     at = 0
-    kind = "endpoint.http_status" # EndpointFaults ("endpoint.") or SwarmFaults ("swarm.") method
+    kind = "endpoint.http_status" # EndpointFaults ("endpoint.") or SwarmFaults ("swarm.",
+                                  # or "worker2." for the 2nd worker's SwarmUI only) method
     args = { route = "run", status = 503, times = 2 }
 
     [[requests]]
@@ -69,7 +70,7 @@ class ScenarioError(OrchestratorError, ValueError):
 
 @dataclass(frozen=True)
 class FaultStep:
-    """One fault applied at ``at`` seconds: ``target`` (endpoint|swarm), a method and its args."""
+    """One fault applied at ``at`` seconds: ``target`` (endpoint|swarm|workerN), method, args."""
 
     at: float
     target: str
@@ -281,6 +282,10 @@ def _scenario_from(data: Mapping[str, Any], lines: _Lines, source: str) -> Scena
     )
 
 
+_WORKER_TARGET = re.compile(r"worker([1-9][0-9]*)")
+"""``workerN``: the fake SwarmUI of the N-th worker started (1 = the first)."""
+
+
 def _fault(raw: Any, index: int, lines: _Lines, source: str) -> FaultStep:
     where = ("faults", index)
     if not isinstance(raw, dict):
@@ -290,7 +295,7 @@ def _fault(raw: Any, index: int, lines: _Lines, source: str) -> FaultStep:
     from ..emulator import EndpointFaults
 
     owners: dict[str, type[Any]] = {"endpoint": EndpointFaults, "swarm": SwarmFaults}
-    owner = owners.get(target)
+    owner = SwarmFaults if _WORKER_TARGET.fullmatch(target) else owners.get(target)
     if owner is None or method.startswith("_") or not callable(getattr(owner, method, None)):
         choices = sorted(
             f"{name}.{attr}"
@@ -303,7 +308,8 @@ def _fault(raw: Any, index: int, lines: _Lines, source: str) -> FaultStep:
         raise ScenarioError(
             source,
             lines.of(*where, "kind"),
-            f"unknown fault kind {kind!r}; known: {', '.join(choices)}",
+            f"unknown fault kind {kind!r}; known: {', '.join(choices)} "
+            "(and workerN.<swarm method> for the N-th worker's SwarmUI only)",
         )
     args = raw.get("args", {})
     if not isinstance(args, dict):
