@@ -86,6 +86,9 @@ class EndpointConfig:
         webhook_retries: further webhook attempts after a delivery that did not get a 200.
         webhook_retry_delay_s: the pause between webhook attempts.
         rate_limits: per-route token buckets (HTTP 429 with ``Retry-After``); None = no limits.
+        proxy_urls: workers report ``https://{worker_id}-7801.proxy.runpod.net`` as their
+            public URL, as RunPod's proxy names them (runpod-api.md §4.6); a client reaches
+            them through :meth:`Emulator.proxy_middleware`. False = ``http://127.0.0.1:PORT``.
         handler_command: argv of a user's own worker process, e.g. ``("python", "handler.py")``
             running ``runpod.serverless.start``; each worker runs one such process against the
             emulator's worker routes (runpod-api.md §6.3). None = the built-in image
@@ -122,6 +125,7 @@ class EndpointConfig:
     webhook_retries: int = 2
     webhook_retry_delay_s: float = 10.0
     rate_limits: RateLimits | None = field(default_factory=RateLimits)
+    proxy_urls: bool = False
     handler_command: tuple[str, ...] | None = None
     handler_env: Mapping[str, str] = field(default_factory=dict, hash=False)
     handler_cwd: str | None = None

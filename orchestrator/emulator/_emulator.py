@@ -6,11 +6,13 @@ import logging
 from contextlib import AsyncExitStack
 from types import TracebackType
 
+import aiohttp
 import anyio
 from aiohttp import web
+from yarl import URL
 
 from ._config import EmulatorConfig
-from ._endpoint import EmulatedEndpoint
+from ._endpoint import PROXY_DOMAIN, EmulatedEndpoint
 from ._server import build_app
 
 __all__ = ["Emulator"]
@@ -52,6 +54,43 @@ class Emulator:
     def endpoint(self, endpoint_id: str) -> EmulatedEndpoint:
         """The emulated endpoint ``endpoint_id`` (KeyError if it is not configured)."""
         return self._endpoints[endpoint_id]
+
+    def local_url_of(self, public_url: str) -> str | None:
+        """The local URL of the worker that reports ``public_url`` (None if none does)."""
+        for endpoint in self._endpoints.values():
+            for worker in endpoint.workers:
+                if worker.public_url == public_url.rstrip("/"):
+                    return worker.local_url
+        return None
+
+    def proxy_middleware(self) -> aiohttp.ClientMiddlewareType:
+        """An aiohttp client middleware that routes worker proxy URLs to the local workers.
+
+        With ``EndpointConfig(proxy_urls=True)`` workers report RunPod-style
+        ``https://{worker}-7801.proxy.runpod.net`` URLs; a session created with
+        ``aiohttp.ClientSession(middlewares=(emulator.proxy_middleware(),))`` reaches them
+        (HTTP and WebSocket), keeping the proxy host in the ``Host`` header. Any other URL,
+        and a proxy URL of no live worker, goes out unchanged.
+        """
+
+        async def route(
+            request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+        ) -> aiohttp.ClientResponse:
+            host = request.url.host or ""
+            if host.endswith(f".{PROXY_DOMAIN}"):
+                origin = f"https://{host}"
+                local = self.local_url_of(origin)
+                if local is not None:
+                    target = URL(local)
+                    scheme = "ws" if request.url.scheme in ("ws", "wss") else "http"
+                    request.url = (
+                        request.url.with_scheme(scheme)
+                        .with_host(target.host or "127.0.0.1")
+                        .with_port(target.port)
+                    )
+            return await handler(request)
+
+        return route
 
     async def start(self) -> None:
         """Listen, then start each endpoint's scaler (and so its min workers)."""

@@ -42,7 +42,16 @@ from ._ratelimit import RateLimiter
 from ._webhooks import WebhookCall, deliver_webhook
 from ._worker import EmulatedWorker, WorkerState, new_worker_id, new_worker_key
 
-__all__ = ["Delivery", "EmulatedEndpoint"]
+__all__ = ["PROXY_DOMAIN", "Delivery", "EmulatedEndpoint", "proxy_url"]
+
+PROXY_DOMAIN: Final = "proxy.runpod.net"
+"""RunPod's HTTP proxy domain: a worker's port P answers at ``https://{worker}-{P}.{domain}``."""
+
+
+def proxy_url(worker_id: str, port: int = 7801) -> str:
+    """The RunPod proxy URL of a worker's port (SwarmUI listens on 7801 in the worker images)."""
+    return f"https://{worker_id}-{port}.{PROXY_DOMAIN}"
+
 
 _log = logging.getLogger("swarmpod.emulator")
 
@@ -486,9 +495,10 @@ class EmulatedEndpoint:
             worker.boot_crashes += 1
             return self._crashed(worker, f"crash loop (crash {worker.boot_crashes})")
         try:
-            worker.public_url = await worker.swarm.start(host="127.0.0.1", port=0)
+            worker.local_url = await worker.swarm.start(host="127.0.0.1", port=0)
         except OSError as exc:
             return self._crashed(worker, f"its SwarmUI could not listen ({exc})")
+        worker.public_url = proxy_url(worker.id) if config.proxy_urls else worker.local_url
         if self.config.protocol == "v2":
             worker.swarm.set_gateway_token(None)  # closed until a lease hands out a token
         if self.config.handler_command is not None:
@@ -719,7 +729,7 @@ class EmulatedEndpoint:
             api_key=worker.api_key.reveal(),
             ping_interval_s=config.ping_interval_s,
             extra=config.handler_env,
-            swarm_url=worker.public_url,
+            swarm_url=worker.local_url,
         )
         process = WorkerProcess(
             worker.id,

@@ -63,7 +63,9 @@ class EmulatedWorker:
     Attributes:
         id: the worker id (``RUNPOD_POD_ID``).
         state: its :class:`WorkerState`.
-        public_url: where its SwarmUI answers; None until started (kept after it stopped).
+        public_url: the SwarmUI URL it reports (``local_url``, or its RunPod proxy URL with
+            ``proxy_urls``); None until started (kept after it stopped).
+        local_url: where its fake SwarmUI really listens (``http://127.0.0.1:PORT``).
         swarm: its fake SwarmUI.
         session_id: the SwarmUI session the v1 handler cached at start.
         flashboot: whether it started as a FlashBoot revival (faster start).
@@ -93,6 +95,7 @@ class EmulatedWorker:
     ):
         self.id = worker_id
         self.public_url: str | None = None
+        self.local_url: str | None = None
         self.swarm = swarm
         self.session_id: str | None = None
         self.flashboot = flashboot

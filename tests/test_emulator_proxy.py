@@ -1,0 +1,77 @@
+"""Workers behind RunPod-style proxy URLs (runpod-api.md §4.6, §8 item 25), routed locally."""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+import pytest
+from support import ENDPOINT, KEY, emulated, run, until
+
+from orchestrator import Orchestrator, Settings
+from orchestrator.emulator import Emulator, EmulatorConfig, EndpointConfig
+from orchestrator.runpod import RunPodClient
+from orchestrator.secrets import Secret
+from orchestrator.workers import LeaseTerms, V2Protocol
+
+pytestmark = pytest.mark.anyio
+
+PROXY = re.compile(r"https://([0-9a-z]{14})-7801\.proxy\.runpod\.net")
+
+
+async def test_workers_report_their_runpod_proxy_url_and_it_maps_to_their_port() -> None:
+    async with emulated(EndpointConfig(cold_start_s=10, proxy_urls=True)) as (emulator, ep):
+        job_id = await run(emulator, {"input": {"action": "wakeup"}})
+        await until(lambda: ep.jobs[job_id].status == "COMPLETED")
+        (worker,) = ep.workers
+        output = ep.jobs[job_id].output
+        match = PROXY.fullmatch(output["public_url"])
+        assert match is not None and match.group(1) == worker.id
+        assert worker.local_url is not None and worker.local_url.startswith("http://127.0.0.1:")
+        assert emulator.local_url_of(output["public_url"]) == worker.local_url
+        assert emulator.local_url_of("https://nobody-7801.proxy.runpod.net") is None
+
+
+async def test_the_engine_generates_through_proxy_urls_with_the_middleware() -> None:
+    config = EmulatorConfig(
+        endpoints={ENDPOINT: EndpointConfig(cold_start_s=20, proxy_urls=True)}, api_keys=(KEY,)
+    )
+    async with Emulator(config) as emulator:
+        middleware = emulator.proxy_middleware()
+        async with aiohttp.ClientSession(middlewares=(middleware,)) as session:
+            settings = Settings.load(
+                env={},
+                overrides={
+                    "EndpointId": ENDPOINT,
+                    "RunPodBaseUrl": emulator.base_url,
+                    "RunPodApiKey": KEY,
+                },
+            )
+            async with Orchestrator(settings, session=session) as orch:
+                result = await orch.generate({"prompt": "a fox behind a proxy"}, images=1)
+        (worker,) = emulator.endpoint(ENDPOINT).workers
+    assert len(result.images) == 1
+    assert result.worker_id == worker.id
+    assert worker.public_url is not None and PROXY.fullmatch(worker.public_url)
+
+
+async def test_a_v2_lease_behind_the_proxy_still_needs_its_token() -> None:
+    async with emulated(EndpointConfig(protocol="v2", cold_start_s=5, proxy_urls=True)) as (
+        emulator,
+        _,
+    ):
+        middleware = emulator.proxy_middleware()
+        async with aiohttp.ClientSession(middlewares=(middleware,)) as session:
+            client = RunPodClient(session, "ep", Secret("test-key"), base_url=emulator.base_url)
+            v2 = V2Protocol(client, poll_interval=1.0, terms=LeaseTerms())
+            handle = await v2.wait_for_lease(await v2.request_lease())
+            assert PROXY.fullmatch(handle.public_url)
+            assert handle.authorization is not None
+            url = f"{handle.public_url}/API/GetNewSession"
+            async with session.post(url, json={}) as refused:
+                assert refused.status == 401
+            auth = {"Authorization": handle.authorization.reveal()}
+            async with session.post(url, json={}, headers=auth) as answer:
+                assert answer.status == 200
+                assert "session_id" in await answer.json()
+            await v2.release(handle.hold_job_id or "")
