@@ -70,14 +70,18 @@ PUBLIC = {
     },
     "orchestrator.workers": {
         "Admission",
+        "JournalEntry",
+        "LeaseJournal",
         "LeaseTerms",
         "LeaseWatcher",
+        "Recovery",
         "SharedV1Worker",
         "V1Protocol",
         "V2Protocol",
         "WakeReceipt",
         "WakeWatcher",
         "WorkerHandle",
+        "recover_leases",
     },
 }
 DOCUMENTED_PACKAGES = [

@@ -3,6 +3,10 @@
 from ._admission import Admission as Admission
 from ._handle import WakeReceipt as WakeReceipt
 from ._handle import WorkerHandle as WorkerHandle
+from ._journal import JournalEntry as JournalEntry
+from ._journal import LeaseJournal as LeaseJournal
+from ._journal import Recovery as Recovery
+from ._journal import recover_leases as recover_leases
 from ._shared_v1 import SharedV1Worker as SharedV1Worker
 from ._v1 import V1Protocol as V1Protocol
 from ._v1 import WakeWatcher as WakeWatcher
@@ -12,12 +16,16 @@ from ._v2 import V2Protocol as V2Protocol
 
 __all__ = [
     "Admission",
+    "JournalEntry",
+    "LeaseJournal",
     "LeaseTerms",
     "LeaseWatcher",
+    "Recovery",
     "SharedV1Worker",
     "V1Protocol",
     "V2Protocol",
     "WakeReceipt",
     "WakeWatcher",
     "WorkerHandle",
+    "recover_leases",
 ]
