@@ -70,6 +70,7 @@ PUBLIC = {
     },
     "orchestrator.workers": {
         "Admission",
+        "IdleWindow",
         "JournalEntry",
         "LeaseJournal",
         "LeaseTerms",

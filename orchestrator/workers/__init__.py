@@ -3,6 +3,7 @@
 from ._admission import Admission as Admission
 from ._handle import WakeReceipt as WakeReceipt
 from ._handle import WorkerHandle as WorkerHandle
+from ._idle import IdleWindow as IdleWindow
 from ._journal import JournalEntry as JournalEntry
 from ._journal import LeaseJournal as LeaseJournal
 from ._journal import Recovery as Recovery
@@ -16,6 +17,7 @@ from ._v2 import V2Protocol as V2Protocol
 
 __all__ = [
     "Admission",
+    "IdleWindow",
     "JournalEntry",
     "LeaseJournal",
     "LeaseTerms",
