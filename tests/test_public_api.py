@@ -75,6 +75,8 @@ PUBLIC = {
         "LeaseJournal",
         "LeaseTerms",
         "LeaseWatcher",
+        "PrewarmRule",
+        "PrewarmSchedule",
         "Recovery",
         "SharedV1Worker",
         "V1Protocol",

@@ -8,6 +8,8 @@ from ._journal import JournalEntry as JournalEntry
 from ._journal import LeaseJournal as LeaseJournal
 from ._journal import Recovery as Recovery
 from ._journal import recover_leases as recover_leases
+from ._schedule import PrewarmRule as PrewarmRule
+from ._schedule import PrewarmSchedule as PrewarmSchedule
 from ._shared_v1 import SharedV1Worker as SharedV1Worker
 from ._v1 import V1Protocol as V1Protocol
 from ._v1 import WakeWatcher as WakeWatcher
@@ -22,6 +24,8 @@ __all__ = [
     "LeaseJournal",
     "LeaseTerms",
     "LeaseWatcher",
+    "PrewarmRule",
+    "PrewarmSchedule",
     "Recovery",
     "SharedV1Worker",
     "V1Protocol",
