@@ -423,6 +423,8 @@ def _emulator_config(args: argparse.Namespace) -> EmulatorConfig:
 
 async def _emulator(args: argparse.Namespace) -> int:
     config: EmulatorConfig = args.emulator_config
+    if any(ep.handler_command is not None for ep in config.endpoints.values()):
+        logging.getLogger("swarmpod.emulator").setLevel(logging.INFO)  # the workers' output
     async with Emulator(config) as emulator:
         console.print(f"RunPod emulator serving at [bold]{emulator.base_url}[/]")
         console.print(
@@ -461,7 +463,6 @@ def _hosted_handler(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not name:
             raise SettingsError("--handler-env", f"expected KEY=VALUE, got {item!r}")
         env[name] = value
-    logging.getLogger("swarmpod.emulator").setLevel(logging.INFO)  # show the workers' output
     return {
         "handler_command": command,
         "handler_env": env,

@@ -12,8 +12,9 @@ from aiohttp import web
 from yarl import URL
 
 from ._config import EmulatorConfig
-from ._endpoint import PROXY_DOMAIN, EmulatedEndpoint
+from ._endpoint import EmulatedEndpoint
 from ._server import build_app
+from ._worker import PROXY_DOMAIN
 
 __all__ = ["Emulator"]
 

@@ -40,17 +40,9 @@ from ._jobs import EmulatedJob, Outcome, new_job_id, outcome_of_exception, outco
 from ._ledger import LedgerEntry, ledger_entry, ledger_json
 from ._ratelimit import RateLimiter
 from ._webhooks import WebhookCall, deliver_webhook
-from ._worker import EmulatedWorker, WorkerState, new_worker_id, new_worker_key
+from ._worker import EmulatedWorker, WorkerState, new_worker_id, new_worker_key, proxy_url
 
-__all__ = ["PROXY_DOMAIN", "Delivery", "EmulatedEndpoint", "proxy_url"]
-
-PROXY_DOMAIN: Final = "proxy.runpod.net"
-"""RunPod's HTTP proxy domain: a worker's port P answers at ``https://{worker}-{P}.{domain}``."""
-
-
-def proxy_url(worker_id: str, port: int = 7801) -> str:
-    """The RunPod proxy URL of a worker's port (SwarmUI listens on 7801 in the worker images)."""
-    return f"https://{worker_id}-{port}.{PROXY_DOMAIN}"
+__all__ = ["Delivery", "EmulatedEndpoint"]
 
 
 _log = logging.getLogger("swarmpod.emulator")

@@ -37,6 +37,15 @@ Throttled (no host), unhealthy (crashed) and stopped workers are not billed.
 """
 
 
+PROXY_DOMAIN: Final = "proxy.runpod.net"
+"""RunPod's HTTP proxy domain: a worker's port P answers at ``https://{worker}-{P}.{domain}``."""
+
+
+def proxy_url(worker_id: str, port: int = 7801) -> str:
+    """The RunPod proxy URL of a worker's port (SwarmUI listens on 7801 in the worker images)."""
+    return f"https://{worker_id}-{port}.{PROXY_DOMAIN}"
+
+
 def new_worker_id() -> str:
     """A fresh worker id in RunPod's shape (14 lowercase alphanumerics, ``RUNPOD_POD_ID``)."""
     return uuid.uuid4().hex[:14]

@@ -72,10 +72,15 @@ class LeaseTerms:
             "max_lease_seconds": math.ceil(self.max_lease_seconds),
         }
 
-    def policy(self) -> JobPolicy:
-        """The job policy: RunPod's execution timeout above the longest possible lease."""
+    def policy(self, *, low_priority: bool = False) -> JobPolicy:
+        """The job policy: RunPod's execution timeout above the longest possible lease.
+
+        ``low_priority`` lease probes never make RunPod start a worker (runpod-api.md §4.2).
+        """
         longest = math.ceil(self.max_lease_seconds) + _EXECUTION_MARGIN_S
-        return JobPolicy(execution_timeout_ms=longest * 1000)
+        return JobPolicy(
+            execution_timeout_ms=longest * 1000, low_priority=True if low_priority else None
+        )
 
 
 @dataclass
@@ -95,9 +100,7 @@ class V2Protocol:
 
     async def request_lease(self, *, low_priority: bool = False) -> Job:
         """Submit a lease job; returns it as RunPod accepted it (IN_QUEUE)."""
-        policy = self.terms.policy()
-        if low_priority:
-            policy = JobPolicy(execution_timeout_ms=policy.execution_timeout_ms, low_priority=True)
+        policy = self.terms.policy(low_priority=low_priority)
         return await self.client.run(self.terms.job_input(), policy=policy)
 
     async def wait_for_lease(self, job: Job, *, watch: LeaseWatcher | None = None) -> WorkerHandle:
