@@ -4,12 +4,14 @@
 """
 
 from ._orchestrator import Orchestrator as Orchestrator
+from ._orchestrator import OrchestratorStatus as OrchestratorStatus
 from ._progress import ProgressCallback as ProgressCallback
 from ._progress import ProgressEvent as ProgressEvent
 from ._progress import Stage as Stage
 from ._result import GenerationResult as GenerationResult
 from ._result import PhaseTimings as PhaseTimings
 from ._retry import RetryPolicy as RetryPolicy
+from .errors import BudgetExceededError as BudgetExceededError
 from .errors import GenerationFailedError as GenerationFailedError
 from .errors import GenerationTimeoutError as GenerationTimeoutError
 from .errors import ImageDecodeError as ImageDecodeError
@@ -30,8 +32,10 @@ from .secrets import Secret as Secret
 from .settings import Settings as Settings
 from .settings import Timeouts as Timeouts
 from .swarmui import GeneratedImage as GeneratedImage
+from .workers import WaitReason as WaitReason
 
 __all__ = [
+    "BudgetExceededError",
     "GeneratedImage",
     "GenerationFailedError",
     "GenerationResult",
@@ -43,6 +47,7 @@ __all__ = [
     "NoImagesError",
     "Orchestrator",
     "OrchestratorError",
+    "OrchestratorStatus",
     "Phase",
     "PhaseTimings",
     "ProgressCallback",
@@ -58,5 +63,6 @@ __all__ = [
     "SwarmUIError",
     "Timeouts",
     "TransportError",
+    "WaitReason",
     "WorkerNotReadyError",
 ]

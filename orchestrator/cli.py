@@ -203,6 +203,7 @@ async def embedded_settings(base: Settings, *, cold_start_s: float) -> AsyncIter
             runpod_api_key=Secret(EMBEDDED_KEY),
             runpod_base_url=emulator.base_url,
             poll_interval_ms=min(base.poll_interval_ms, 500),
+            state_file=":memory:",  # the embedded emulator lives as long as this process
         )
 
 

@@ -28,7 +28,7 @@ from .errors import (
     TransportError,
     WorkerNotReadyError,
 )
-from .runpod import Job, JobStatus
+from .runpod import Job
 from .settings import Timeouts
 from .swarmui import (
     GeneratedImage,
@@ -39,7 +39,15 @@ from .swarmui import (
     SwarmUIClient,
     clean_param_id,
 )
-from .workers import Admission, SharedV1Worker, WorkerHandle
+from .workers import (
+    Admission,
+    Seat,
+    Station,
+    Waiting,
+    WaitReason,
+    WorkerHandle,
+    wait_until_swarm_ready,
+)
 
 __all__ = ["GenerationRequest", "GenerationRun", "expected_image_size"]
 
@@ -100,7 +108,8 @@ class GenerationRun:
     Args:
         request: what to generate.
         connect: returns the worker station for this run (resolving the caller's RunPod key;
-            raises MissingApiKeyError when there is none).
+            raises MissingApiKeyError when there is none): a v2 lease pool, the shared v1
+            worker, or the ``auto`` station that tries leases first.
         session: the shared HTTP session for the worker's SwarmUI.
         admission: the MaxConcurrent limit shared by the orchestrator.
         timeouts: the deadlines.
@@ -114,7 +123,7 @@ class GenerationRun:
         self,
         request: GenerationRequest,
         *,
-        connect: Callable[[], Awaitable[SharedV1Worker]],
+        connect: Callable[[], Awaitable[Station]],
         session: aiohttp.ClientSession,
         admission: Admission,
         timeouts: Timeouts,
@@ -125,8 +134,10 @@ class GenerationRun:
     ) -> None:
         self.request = request
         self._connect = connect
-        self._station_or_none: SharedV1Worker | None = None
-        self._attached = False
+        self._station_or_none: Station | None = None
+        self._seat: Seat | None = None
+        self._given_back = False
+        self._broken = False
         self._session = session
         self._admission = admission
         self._timeouts = timeouts
@@ -140,18 +151,27 @@ class GenerationRun:
         self._admitted_at: float | None = None
         self._wake_job: Job | None = None
         self._handle: WorkerHandle | None = None
-        self._job_ids: list[str] = []
         self._images: list[GeneratedImage] = []
         self._swarm_client: SwarmUIClient | None = None
 
     # --- public -------------------------------------------------------------------------
+
+    @property
+    def cold_start(self) -> bool:
+        """Whether this generation waited for a worker to boot."""
+        return self._seat is not None and self._seat.cold
 
     async def run(self) -> GenerationResult:
         """Drive the chart to a final state; return the result or raise the failure."""
         try:
             try:
                 self._station_or_none = await self._connect()
-                self._report(Stage.QUEUED, "waiting for a generation slot (MaxConcurrent)")
+                if self._admission.in_flight >= self._admission.limit:
+                    self._report(
+                        Stage.QUEUED,
+                        "queued behind MaxConcurrent: waiting for a generation slot",
+                        waiting=WaitReason.MAX_CONCURRENT.value,
+                    )
                 async with self._admission.slot():
                     self._admitted_at = self._clock()
                     await self._attempt()
@@ -191,14 +211,18 @@ class GenerationRun:
 
     async def _drive(self) -> None:
         station = self._station
-        warm = station.attach()
-        self._attached = True
         with anyio.move_on_after(self._timeouts.startup) as startup:
-            if warm is not None:
-                self._handle = warm
+            seat = station.try_take()
+            if seat is not None:
+                self._take(seat)
                 self.chart.send("reuse_warm")
             else:
-                await self._wake(station)
+                self.chart.send("wake")
+                self._report(Stage.BOOTING, "waiting for a worker", waiting="requesting")
+                self._take(await station.acquire(self._on_waiting))
+                if self.chart.state_id == "waking":
+                    self.chart.send("accepted")
+                self.chart.send("worker_ready")
             await self._check_ready()
         if startup.cancelled_caught:
             raise WorkerNotReadyError(
@@ -210,38 +234,44 @@ class GenerationRun:
         await self._generate()
         self.chart.send("release")
 
-    async def _wake(self, station: SharedV1Worker) -> None:
-        """Waking, then Polling: start (or join) the wake-up and wait for the worker."""
-        self.chart.send("wake")
-        self._report(Stage.BOOTING, "waking a worker on the RunPod endpoint")
+    def _take(self, seat: Seat) -> None:
+        self._seat = seat
+        self._handle = seat.handle
 
-        def watch(job: Job) -> None:
-            self._wake_job = job
-            self._report(Stage.BOOTING, _wake_message(job), job_status=job.status, job_id=job.id)
-
-        self._wake_job = await station.wake(watch)
-        self._job_ids.append(self._wake_job.id)
-        self.chart.send("accepted")
-        self._handle = await station.wait_ready()
-        if self._handle.hold_job_id:
-            self._job_ids.append(self._handle.hold_job_id)
-        self.chart.send("worker_ready")
+    def _on_waiting(self, waiting: Waiting) -> None:
+        """A report from the station on why the generation still waits for a worker."""
+        if self.chart.state_id not in ("waking", "polling"):
+            return
+        if waiting.job is not None:
+            self._wake_job = waiting.job
+            if self.chart.state_id == "waking":
+                self.chart.send("accepted")
+        self._report(
+            Stage.BOOTING,
+            waiting.message,
+            waiting=waiting.reason.value,
+            job_status=waiting.job.status if waiting.job else None,
+            job_id=waiting.job.id if waiting.job else None,
+        )
 
     async def _check_ready(self) -> None:
-        """Open a SwarmUI session and wait until none of the worker's backends is loading."""
-        swarm = self._swarm()
-        await swarm.get_new_session()
-        while True:
-            backends = await swarm.list_backends()
-            loading = [b for b in backends.values() if b.status == "loading"]
-            if not loading:
-                break
-            self._report(Stage.BOOTING, "the worker's SwarmUI is loading its backend")
-            await anyio.sleep(self._poll_interval)
+        """Make sure the worker's SwarmUI has a session and no backend is still loading."""
+        assert self._seat is not None
+        if not self._seat.checked:
+            await wait_until_swarm_ready(
+                self._swarm(),
+                poll_interval=self._poll_interval,
+                on_loading=lambda: self._report(
+                    Stage.BOOTING,
+                    "the worker's SwarmUI is loading its backend",
+                    waiting=WaitReason.MODEL_LOADING.value,
+                ),
+            )
         self._report(
             Stage.READY,
-            f"worker {self._handle.worker_id if self._handle else '?'} is ready",
-            worker_id=self._handle.worker_id if self._handle else None,
+            f"worker {self._seat.handle.worker_id} is ready",
+            worker_id=self._seat.handle.worker_id,
+            cold_start=self._seat.cold,
         )
 
     async def _generate(self) -> None:
@@ -258,7 +288,7 @@ class GenerationRun:
                     expected_size=expected_image_size(self.request.params),
                 )
             except TransportError:
-                self._station.invalidate()
+                self._broken = True
                 raise
         if deadline.cancelled_caught:
             raise GenerationTimeoutError(self._timeouts.generation, phase=Phase.GENERATING)
@@ -267,12 +297,15 @@ class GenerationRun:
         """ShuttingDown: release the worker, shielded and bounded, then reach a final state."""
         if self.chart.state_id != "shutting_down":
             return
-        if self._wake_job is not None or self._handle is not None:
-            self._report(Stage.RELEASING, "releasing the worker")
+        seat = None if self._given_back else self._seat
+        self._given_back = True
+        if seat is not None:
+            self._report(Stage.RELEASING, "giving the worker back")
+        elif "Waking" in self.recorder.path:
+            self._report(Stage.RELEASING, "withdrawing the request for a worker")
         with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeouts.release) as scope:
-            if self._attached:
-                self._attached = False
-                await self._station.detach()
+            if seat is not None:
+                await self._station.give_back(seat, broken=self._broken)
         if scope.cancelled_caught:
             log.warning(
                 "[RunPodServerless] releasing worker %s took over %g s; its keepalive %s ends "
@@ -286,7 +319,7 @@ class GenerationRun:
     # --- helpers ------------------------------------------------------------------------
 
     @property
-    def _station(self) -> SharedV1Worker:
+    def _station(self) -> Station:
         assert self._station_or_none is not None, "connect() runs before any phase"
         return self._station_or_none
 
@@ -297,7 +330,7 @@ class GenerationRun:
                 self._session,
                 self._handle.public_url,
                 authorization=self._handle.authorization,
-                session_id=self._handle.receipt.session_id,
+                session_id=self._seat.session_id if self._seat else None,
                 request_timeout=self._timeouts.request,
                 worker_id=self._handle.worker_id,
             )
@@ -376,7 +409,8 @@ class GenerationRun:
 
     def _result(self) -> GenerationResult:
         seconds = self.recorder.seconds_in
-        cold = "Waking" in self.recorder.path
+        seat = self._seat
+        cold = seat is not None and seat.cold
         admitted = self._admitted_at if self._admitted_at is not None else self._submitted_at
         return GenerationResult(
             images=tuple(self._images),
@@ -392,17 +426,6 @@ class GenerationRun:
             ),
             path=tuple(self.recorder.path),
             worker_id=self._handle.worker_id if self._handle else None,
-            job_ids=tuple(self._job_ids),
-            runpod_delay_ms=self._handle.receipt.delay_ms if self._handle and cold else None,
+            job_ids=seat.job_ids if seat is not None else (),
+            runpod_delay_ms=seat.delay_ms if seat is not None and cold else None,
         )
-
-
-def _wake_message(job: Job) -> str:
-    state = job.state
-    if state is JobStatus.IN_QUEUE:
-        return "wake-up job IN_QUEUE: waiting for a worker to start"
-    if state is JobStatus.COMPLETED:
-        return "the worker is awake"
-    if state.is_terminal:
-        return f"wake-up job {job.status}"
-    return "wake-up job running: the worker's SwarmUI is starting"

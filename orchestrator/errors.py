@@ -6,6 +6,7 @@ needs to decide what to do as attributes, never only in their message::
     OrchestratorError                 phase, retryable, status, worker_id, job_id
     ├── SettingsError                 a setting is missing or has a bad value (.setting, .reason)
     ├── MissingApiKeyError            no backend key and no key for the calling user
+    ├── BudgetExceededError           the user spent their GPU-seconds for today (.used, .limit)
     ├── TransportError                the connection failed or timed out (retryable)
     ├── RunPodError                   the RunPod API answered with an error status
     │   ├── RunPodAuthError           401 / 403: the key is wrong or lacks access (permanent)
@@ -36,6 +37,7 @@ import enum
 from typing import Any
 
 __all__ = [
+    "BudgetExceededError",
     "GenerationFailedError",
     "GenerationTimeoutError",
     "ImageDecodeError",
@@ -163,6 +165,30 @@ class MissingApiKeyError(OrchestratorError):
             phase=Phase.ADMISSION,
         )
         self.user = user
+
+
+class BudgetExceededError(OrchestratorError):
+    """Raised when a user has spent their daily GPU-seconds (``DailyGpuSecondsPerUser``).
+
+    Attributes:
+        user: the user refused.
+        used_s: GPU-seconds the user spent today (UTC day).
+        limit_s: the daily budget.
+        resets_at: when the budget resets (ISO 8601, UTC midnight).
+    """
+
+    def __init__(self, user: str, *, used_s: float, limit_s: float, resets_at: str) -> None:
+        super().__init__(
+            f"User '{user}' has used {used_s:.0f} of their {limit_s:.0f} GPU-seconds for today; "
+            f"new generations are refused until {resets_at}. Ask an admin to raise "
+            "DailyGpuSecondsPerUser if you need more.",
+            phase=Phase.ADMISSION,
+            retryable=False,
+        )
+        self.user = user
+        self.used_s = used_s
+        self.limit_s = limit_s
+        self.resets_at = resets_at
 
 
 class TransportError(OrchestratorError):

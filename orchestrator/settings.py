@@ -117,6 +117,27 @@ def _parse_idle(raw: Any) -> float | Literal["auto"]:
     return _parse_seconds(allow_zero=True)(raw)
 
 
+def _parse_prewarm(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        rules = tuple(part.strip() for part in raw.split(";") if part.strip())
+    elif isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
+        rules = tuple(item.strip() for item in raw)
+    else:
+        raise ValueError(f"must be a list of rules like 'Mon-Fri 08:00-18:00 1', got {raw!r}")
+    from .workers import PrewarmSchedule
+
+    PrewarmSchedule.parse(rules)  # refuses a bad rule, naming it
+    return rules
+
+
+def _parse_state_file(raw: Any) -> str | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str | os.PathLike):
+        raise ValueError(f"must be a file path or ':memory:', got {raw!r}")
+    return os.fspath(raw).strip() if isinstance(raw, str) else os.fspath(raw)
+
+
 def _parse_price(raw: Any) -> float:
     return _parse_seconds(allow_zero=True)(raw)
 
@@ -197,6 +218,10 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("RequestTimeoutSec", "request_timeout_sec", _parse_seconds(allow_zero=False)),
     _Spec("ReleaseTimeoutSec", "release_timeout_sec", _parse_seconds(allow_zero=False)),
     _Spec("Transport", "transport", _parse_transport),
+    _Spec("MaxWorkers", "max_workers", _parse_int(1, 1000)),
+    _Spec("Prewarm", "prewarm", _parse_prewarm),
+    _Spec("DailyGpuSecondsPerUser", "daily_gpu_seconds_per_user", _parse_seconds(allow_zero=True)),
+    _Spec("StateFile", "state_file", _parse_state_file),
 )
 _BY_KEY: dict[str, _Spec] = {}
 for _spec in _SPECS:
@@ -237,6 +262,10 @@ class Settings:
     request_timeout_sec: float = 30.0
     release_timeout_sec: float = 30.0
     transport: Literal["ws", "http"] = "ws"
+    max_workers: int = 3
+    prewarm: tuple[str, ...] = ()
+    daily_gpu_seconds_per_user: float = 0.0
+    state_file: str | None = None
 
     def __post_init__(self) -> None:
         for spec in _SPECS:

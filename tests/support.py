@@ -38,15 +38,19 @@ async def world(
     key: str | None = KEY,
     **settings: Any,
 ) -> AsyncIterator[World]:
-    """Start an emulator with one endpoint and an orchestrator using ``settings``."""
-    config = EmulatorConfig(
-        endpoints={ENDPOINT: endpoint or EndpointConfig(cold_start_s=30.0)}, api_keys=(KEY,)
-    )
+    """Start an emulator with one endpoint and an orchestrator using ``settings``.
+
+    ``WorkerProtocol`` defaults to the endpoint's image (``v1`` unless configured).
+    """
+    endpoint = endpoint or EndpointConfig(cold_start_s=30.0)
+    config = EmulatorConfig(endpoints={ENDPOINT: endpoint}, api_keys=(KEY,))
     async with Emulator(config) as emulator:
         overrides: dict[str, Any] = {
             "EndpointId": ENDPOINT,
             "RunPodBaseUrl": emulator.base_url,
             "PollIntervalMs": 1000,
+            # The emulator's image is known here; tests of `auto` detection pass it explicitly.
+            "WorkerProtocol": endpoint.protocol,
             **settings,
         }
         if key is not None:

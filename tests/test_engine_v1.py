@@ -11,7 +11,8 @@ import time
 import anyio
 import pytest
 from PIL import Image
-from support import ENDPOINT, KEY, world
+from support import ENDPOINT, KEY
+from support import world as support_world
 
 from orchestrator import (
     GenerationFailedError,
@@ -34,6 +35,13 @@ pytestmark = pytest.mark.anyio
 
 COLD_PATH = ("Idle", "Waking", "Polling", "Ready", "Generating", "ShuttingDown", "Done")
 PARAMS = {"prompt": "a lighthouse at dawn", "width": 640, "height": 384, "steps": 10}
+
+
+def world(*args, **settings):  # type: ignore[no-untyped-def]
+    """These tests pin the release right after the last generation; the idle window that
+    keeps a v1 worker warm has its own tests below."""
+    settings.setdefault("IdleTimeoutSec", 0)
+    return support_world(*args, **settings)
 
 
 def jobs_by_action(endpoint, action: str):  # type: ignore[no-untyped-def]
@@ -59,7 +67,8 @@ async def test_a_cold_start_goes_idle_to_done_and_releases_the_worker() -> None:
         assert result.runpod_delay_ms is not None and result.runpod_delay_ms >= 45_000
         assert result.worker_id == keepalive.worker_id
         stages = [event.stage for event in w.events]
-        assert stages[0] is Stage.QUEUED and stages[-1] is Stage.DONE
+        assert stages[0] is Stage.BOOTING and stages[-1] is Stage.DONE
+        assert Stage.QUEUED not in stages  # MaxConcurrent had room
         assert Stage.BOOTING in stages and Stage.GENERATING in stages
 
 

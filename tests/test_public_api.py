@@ -9,6 +9,7 @@ import pytest
 
 PUBLIC = {
     "orchestrator": {
+        "BudgetExceededError",
         "GeneratedImage",
         "GenerationFailedError",
         "GenerationResult",
@@ -20,6 +21,7 @@ PUBLIC = {
         "NoImagesError",
         "Orchestrator",
         "OrchestratorError",
+        "OrchestratorStatus",
         "Phase",
         "PhaseTimings",
         "ProgressCallback",
@@ -35,6 +37,7 @@ PUBLIC = {
         "SwarmUIError",
         "Timeouts",
         "TransportError",
+        "WaitReason",
         "WorkerNotReadyError",
     },
     "statecharts": {
@@ -70,21 +73,32 @@ PUBLIC = {
     },
     "orchestrator.workers": {
         "Admission",
+        "AutoStation",
+        "GpuBudget",
         "IdleWindow",
         "JournalEntry",
         "LeaseJournal",
+        "LeasePool",
         "LeaseTerms",
         "LeaseWatcher",
+        "PoolStatus",
         "PrewarmRule",
         "PrewarmSchedule",
         "Recovery",
+        "Seat",
         "SharedV1Worker",
+        "Station",
         "V1Protocol",
         "V2Protocol",
+        "WaitReason",
         "WakeReceipt",
         "WakeWatcher",
+        "Waiting",
+        "WaitingCallback",
         "WorkerHandle",
+        "copy_failure",
         "recover_leases",
+        "wait_until_swarm_ready",
     },
 }
 DOCUMENTED_PACKAGES = [

@@ -112,6 +112,7 @@ async def replay_cassette(cassette: Cassette) -> CassetteReport:
                 **cassette.settings,
                 "runpod_base_url": server.runpod_base_url,
                 "runpod_api_key": _KEY,
+                "state_file": ":memory:",
             },
             source=f"cassette {cassette.source}",
         )

@@ -318,11 +318,12 @@ def _redacted(pending: Pending, redactor: Redactor, duration: float) -> Exchange
 
 
 def _settings_json(settings: Settings, redactor: Redactor) -> dict[str, Any]:
-    """The settings a cassette header records: every field but the API key, URL redacted."""
+    """The settings a cassette header records: every field but the API key and the state
+    file (a local path; a replay keeps its state in memory), URL redacted."""
     values: dict[str, Any] = {
         item.name: getattr(settings, item.name)
         for item in dataclasses.fields(settings)
-        if item.name != "runpod_api_key"
+        if item.name not in ("runpod_api_key", "state_file")
     }
     values["runpod_base_url"] = redactor.url(settings.runpod_base_url)
     return values

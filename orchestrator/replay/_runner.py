@@ -83,6 +83,9 @@ async def run_scenario(scenario: Scenario) -> ScenarioReport:
                 "EndpointId": _ENDPOINT,
                 "RunPodApiKey": _KEY,
                 "RunPodBaseUrl": emulator.base_url,
+                "StateFile": ":memory:",  # a scenario starts from nothing remembered
+                # The emulated image is known; scenarios of `auto` detection set it themselves.
+                "WorkerProtocol": scenario.endpoint.protocol,
                 **scenario.settings,
             },
         )

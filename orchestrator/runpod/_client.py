@@ -121,9 +121,28 @@ class RunPodClient:
         """The job's current state (``GET /status/{id}``)."""
         return await self._call("GET", "status", Job, job_id=job_id)
 
-    async def stream(self, job_id: str) -> StreamChunk:
-        """The outputs streamed since the previous call (``GET /stream/{id}``, a cursor)."""
-        return await self._call("GET", "stream", decode_stream, job_id=job_id)
+    async def stream(self, job_id: str, *, wait_ms: int | None = None) -> StreamChunk:
+        """The outputs streamed since the previous call (``GET /stream/{id}``, a cursor).
+
+        ``wait_ms`` makes it a long-poll (``?wait=``, as the Go SDK sends it): the answer comes
+        as soon as there is a new output or the job is terminal, else after ``wait_ms``.
+
+        Raises:
+            ValueError: ``wait_ms`` is outside 1000-300000.
+        """
+        if wait_ms is None:
+            return await self._call("GET", "stream", decode_stream, job_id=job_id)
+        low, high = _RUNSYNC_WAIT_RANGE
+        if not low <= wait_ms <= high:
+            raise ValueError(f"wait_ms must be within {low}..{high}, got {wait_ms}")
+        return await self._call(
+            "GET",
+            "stream",
+            decode_stream,
+            job_id=job_id,
+            params={"wait": str(wait_ms)},
+            request_s=wait_ms / 1000 + self._request_timeout,
+        )
 
     async def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job (``POST /cancel/{id}``)."""

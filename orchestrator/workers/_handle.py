@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from ..secrets import Secret
 
-__all__ = ["WakeReceipt", "WorkerHandle"]
+__all__ = ["Seat", "WakeReceipt", "WorkerHandle", "copy_failure"]
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,45 @@ class WorkerHandle:
     def public_url(self) -> str:
         """Base URL of the held worker's SwarmUI."""
         return self.receipt.public_url
+
+
+@dataclass
+class Seat:
+    """One generation's place on a held worker, from acquiring it until giving it back.
+
+    Attributes:
+        handle: the worker.
+        cold: True when the generation waited for this worker to boot (a cold start), False
+            when it took a worker that was already warm.
+        job_ids: the RunPod jobs started to get the worker for this generation (wake-up,
+            keepalive, lease), empty for a warm worker.
+        delay_ms: RunPod's ``delayTime`` of the job that woke the worker, for a cold seat.
+        boot_s: seconds from requesting the worker until it was ready, for a cold seat.
+        session_id: a SwarmUI session already open on the worker, if any.
+        checked: the worker's SwarmUI was checked ready (sessions, backends) already.
+        token: the holder's private reference (which lease or wake-up it came from).
+    """
+
+    handle: WorkerHandle
+    cold: bool
+    job_ids: tuple[str, ...] = ()
+    delay_ms: int | None = None
+    boot_s: float | None = None
+    session_id: str | None = None
+    checked: bool = False
+    token: object = None
+
+
+def copy_failure(failure: BaseException | None) -> BaseException:
+    """A per-caller copy of a failure shared by several generations.
+
+    Each caller attaches its own phase and chart path to the error it raises, so the callers
+    of one shared wake-up or lease must not raise the same object.
+    """
+    if failure is None:
+        return RuntimeError("the shared wake-up ended without a worker or an error")
+    clone = failure.__class__.__new__(failure.__class__)
+    clone.__dict__.update(copy.copy(failure.__dict__))
+    clone.args = failure.args
+    clone.__cause__ = failure.__cause__
+    return clone

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ __all__ = ["JournalEntry", "LeaseJournal", "Recovery", "recover_leases"]
 
 log = logging.getLogger("swarmpod.workers")
 
+_COLUMNS: Final = (
+    "id, endpoint_id, protocol, key_fingerprint, job_id, opened_at, closed_at, outcome, owner"
+)
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS leases (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -32,9 +36,35 @@ CREATE TABLE IF NOT EXISTS leases (
     job_id TEXT,
     opened_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     closed_at TEXT,
-    outcome TEXT
-)
+    outcome TEXT,
+    owner TEXT
+);
+CREATE TABLE IF NOT EXISTS endpoint_protocols (
+    endpoint_id TEXT PRIMARY KEY,
+    protocol TEXT NOT NULL,
+    detected_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
 """
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str | None) -> bool:
+    """Whether the process that wrote an entry still runs (then its leases are its own)."""
+    if not owner or owner == _this_process():
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -50,6 +80,7 @@ class JournalEntry:
         opened_at: when the entry was written (UTC, ISO 8601).
         closed_at: when it was closed, None while open.
         outcome: how it ended (``released``, ``ended``, ``lost``, ``recovered``, ...).
+        owner: ``host:pid`` of the process that opened it (a live owner keeps its entries).
     """
 
     id: int
@@ -60,6 +91,7 @@ class JournalEntry:
     opened_at: str
     closed_at: str | None
     outcome: str | None
+    owner: str | None = None
 
 
 class LeaseJournal:
@@ -87,7 +119,10 @@ class LeaseJournal:
         self._db = sqlite3.connect(self.path, isolation_level=None)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(leases)")}
+        if "owner" not in columns:  # a journal written before entries had owners
+            self._db.execute("ALTER TABLE leases ADD COLUMN owner TEXT")
 
     def __repr__(self) -> str:
         return f"LeaseJournal({self.path!r})"
@@ -99,8 +134,9 @@ class LeaseJournal:
     def begin(self, endpoint_id: str, protocol: str, key: Secret) -> int:
         """Write an open entry before requesting the job; returns the entry id."""
         cursor = self._db.execute(
-            "INSERT INTO leases (endpoint_id, protocol, key_fingerprint) VALUES (?, ?, ?)",
-            (endpoint_id, protocol, key.fingerprint),
+            "INSERT INTO leases (endpoint_id, protocol, key_fingerprint, owner) "
+            "VALUES (?, ?, ?, ?)",
+            (endpoint_id, protocol, key.fingerprint, _this_process()),
         )
         entry_id = cursor.lastrowid
         assert entry_id is not None
@@ -120,7 +156,7 @@ class LeaseJournal:
 
     def open_entries(self, endpoint_id: str | None = None) -> list[JournalEntry]:
         """Entries not closed yet (all endpoints, or one), oldest first."""
-        query = "SELECT * FROM leases WHERE closed_at IS NULL"
+        query = f"SELECT {_COLUMNS} FROM leases WHERE closed_at IS NULL"
         params: tuple[str, ...] = ()
         if endpoint_id is not None:
             query += " AND endpoint_id = ?"
@@ -128,9 +164,27 @@ class LeaseJournal:
         rows = self._db.execute(query + " ORDER BY id", params).fetchall()
         return [JournalEntry(*row) for row in rows]
 
+    def remember_protocol(self, endpoint_id: str, protocol: str) -> None:
+        """Remember the worker protocol an endpoint was found to speak (``auto``)."""
+        self._db.execute(
+            "INSERT INTO endpoint_protocols (endpoint_id, protocol) VALUES (?, ?) "
+            "ON CONFLICT (endpoint_id) DO UPDATE SET protocol = excluded.protocol, "
+            "detected_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            (endpoint_id, protocol),
+        )
+
+    def known_protocol(self, endpoint_id: str) -> str | None:
+        """The protocol remembered for an endpoint, if any."""
+        row = self._db.execute(
+            "SELECT protocol FROM endpoint_protocols WHERE endpoint_id = ?", (endpoint_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def entry(self, entry_id: int) -> JournalEntry:
         """One entry by id (KeyError if there is none)."""
-        row = self._db.execute("SELECT * FROM leases WHERE id = ?", (entry_id,)).fetchone()
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM leases WHERE id = ?", (entry_id,)
+        ).fetchone()
         if row is None:
             raise KeyError(entry_id)
         return JournalEntry(*row)
@@ -168,6 +222,8 @@ async def recover_leases(
     by_fingerprint = {key.fingerprint: key for key in keys}
     report: list[Recovery] = []
     for entry in journal.open_entries():
+        if _owner_alive(entry.owner):
+            continue  # another swarmpod process sharing this file holds it right now
         if entry.job_id is None:
             journal.close(entry.id, "abandoned")
             report.append(

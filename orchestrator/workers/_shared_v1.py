@@ -10,7 +10,6 @@ SwarmUI queues concurrent generations on its own backends.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from collections.abc import Callable, Coroutine
@@ -20,8 +19,10 @@ from typing import Any
 import anyio
 
 from ..runpod import Job
-from ._handle import WorkerHandle
-from ._v1 import V1Protocol, WakeWatcher
+from ._handle import Seat, WorkerHandle, copy_failure
+from ._idle import IdleWindow
+from ._v1 import V1Protocol
+from ._waiting import Waiting, WaitingCallback, WaitReason, reason_of_status
 
 __all__ = ["SharedV1Worker"]
 
@@ -47,24 +48,35 @@ class _Wake:
 
 
 class SharedV1Worker:
-    """The v1 worker of one endpoint and key, woken once and shared.
+    """The v1 worker of one endpoint and key, woken once, shared, kept for the idle window.
 
     Args:
         protocol: the v1 protocol with the RunPod client (and key) of this station.
         spawn: starts a background task in the owner's task group (the orchestrator's).
+        idle: the endpoint's idle window: how long the worker is kept after its last user.
     """
 
-    def __init__(self, protocol: V1Protocol, spawn: Spawn) -> None:
+    def __init__(self, protocol: V1Protocol, spawn: Spawn, idle: IdleWindow | None = None) -> None:
         self._protocol = protocol
         self._spawn = spawn
+        self._idle = idle or IdleWindow(0.0)
         self._users = 0
+        self._epoch = 0
+        self._closing = False
         self._wake: _Wake | None = None
         self._retired: list[_Wake] = []
-        self._watchers: list[WakeWatcher] = []
+        self._watchers: list[WaitingCallback] = []
+
+    def __repr__(self) -> str:
+        held = self.held
+        return (
+            f"SharedV1Worker(users={self._users}, "
+            f"held={held.worker_id if held is not None else None!r})"
+        )
 
     @property
     def users(self) -> int:
-        """Generations attached right now."""
+        """Generations on the worker (or waiting for it) right now."""
         return self._users
 
     @property
@@ -73,38 +85,70 @@ class SharedV1Worker:
         wake = self._wake
         return wake.handle if wake is not None and wake.failure is None else None
 
-    def attach(self) -> WorkerHandle | None:
-        """Join the station; returns the warm worker at once if one is held, else None."""
+    def try_take(self) -> Seat | None:
+        """A seat on the held worker at once (it is warm), or None."""
+        handle = self.held
+        if handle is None or self._closing:
+            return None
         self._users += 1
-        return self.held
+        self._epoch += 1
+        return Seat(
+            handle=handle, cold=False, session_id=handle.receipt.session_id, token=self._wake
+        )
 
-    async def wake(self, watch: WakeWatcher | None = None) -> Job:
-        """Make sure a wake-up is under way; returns its job once RunPod accepted it."""
-        if self._wake is None:
-            self._wake = _Wake()
-            self._spawn(self._wake_and_hold)
-        wake = self._wake
-        if watch is not None:
-            self._watchers.append(watch)
-        await wake.accepted.wait()
-        if wake.job is None:
-            raise _copy(wake.failure)
-        return wake.job
+    async def acquire(self, report: WaitingCallback) -> Seat:
+        """Join the wake-up under way (or start one) and wait for the worker; caller bounds it.
 
-    async def wait_ready(self) -> WorkerHandle:
-        """Wait until the shared worker is awake and held (the caller sets the deadline)."""
-        wake = self._wake
-        assert wake is not None, "wake() comes first"
-        await wake.ready.wait()
-        if wake.handle is None:
-            raise _copy(wake.failure)
-        return wake.handle
-
-    def invalidate(self) -> None:
-        """Forget the held worker (it stopped answering); the next generation wakes anew.
-
-        The old keepalive is still cancelled when the last user leaves.
+        Raises:
+            OrchestratorError: the wake-up failed (every generation waiting on it hears why).
         """
+        if self._closing:
+            raise RuntimeError("the station is closing")
+        self._users += 1
+        self._epoch += 1
+        try:
+            if self._wake is None:
+                self._wake = _Wake()
+                report(Waiting(WaitReason.REQUESTING))
+                self._spawn(self._wake_and_hold)
+            wake = self._wake
+            self._watchers.append(report)
+            if wake.job is not None:
+                report(Waiting(reason_of_status(wake.job), job=wake.job))
+            await wake.accepted.wait()
+            if wake.job is None:
+                raise copy_failure(wake.failure)
+            await wake.ready.wait()
+            if wake.handle is None:
+                raise copy_failure(wake.failure)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._leave()
+            raise
+        handle = wake.handle
+        return Seat(
+            handle=handle,
+            cold=True,
+            job_ids=tuple(j for j in (wake.job.id, handle.hold_job_id) if j),
+            delay_ms=handle.receipt.delay_ms,
+            session_id=handle.receipt.session_id,
+            token=wake,
+        )
+
+    async def give_back(self, seat: Seat, *, broken: bool = False) -> None:
+        """Leave the worker; ``broken`` forgets it (it stopped answering). Call it shielded."""
+        if broken and self._wake is not None and seat.token is self._wake:
+            self._invalidate()
+        await self._leave()
+
+    async def close(self) -> None:
+        """Release the worker now (shutdown), whoever is on it."""
+        self._closing = True
+        await self._release_all()
+
+    def _invalidate(self) -> None:
+        """Forget the held worker; the next generation wakes anew (its keepalive is cancelled
+        when the last user leaves)."""
         if self._wake is not None and self._wake.handle is not None:
             log.warning(
                 "[RunPodServerless] worker %s stopped answering; the next generation wakes "
@@ -114,17 +158,33 @@ class SharedV1Worker:
             self._retired.append(self._wake)
             self._wake = None
 
-    async def detach(self) -> list[str]:
-        """Leave the station; the last one out releases the worker. Returns cancelled jobs.
-
-        Call it shielded: releasing must finish even when the caller was cancelled.
-        """
+    async def _leave(self) -> None:
         self._users -= 1
         if self._users > 0:
-            return []
+            return
+        window = self._idle.seconds
+        if window <= 0 or self._closing or self.held is None:
+            await self._release_all()
+            return
+        await self._release(self._retired)
+        self._retired = []
+        epoch = self._epoch
+
+        async def release_when_idle() -> None:
+            await anyio.sleep(window)
+            if self._users == 0 and self._epoch == epoch:
+                with anyio.CancelScope(shield=True):
+                    await self._release_all()
+
+        self._spawn(release_when_idle)
+
+    async def _release_all(self) -> list[str]:
         wakes = [*self._retired, *([self._wake] if self._wake is not None else [])]
         self._wake, self._retired = None, []
         self._watchers.clear()
+        return await self._release(wakes)
+
+    async def _release(self, wakes: list[_Wake]) -> list[str]:
         cancelled: list[str] = []
         for wake in wakes:
             wake.scope.cancel()
@@ -140,7 +200,7 @@ class SharedV1Worker:
         def broadcast(job: Job) -> None:
             wake.job = job
             for watch in list(self._watchers):
-                watch(job)
+                watch(Waiting(reason_of_status(job), job=job))
 
         with wake.scope:
             try:
@@ -170,7 +230,7 @@ class SharedV1Worker:
             await self._protocol.confirm_hold(wake.handle)
         except Exception as exc:
             log.warning("[RunPodServerless] %s", exc)
-            self.invalidate()
+            self._invalidate()
             return
         hold = math.ceil(self._protocol.hold_seconds)
         while True:
@@ -179,14 +239,3 @@ class SharedV1Worker:
             # The old keepalive completes on its own a moment later and the worker takes the
             # new one; cancelling the old one would stop the worker.
             wake.handle.hold_job_id = renewed.hold_job_id
-
-
-def _copy(failure: BaseException | None) -> BaseException:
-    """A per-caller copy of a shared failure (callers attach their own phase and path)."""
-    if failure is None:
-        return RuntimeError("the shared wake-up ended without a worker or an error")
-    clone = failure.__class__.__new__(failure.__class__)
-    clone.__dict__.update(copy.copy(failure.__dict__))
-    clone.args = failure.args
-    clone.__cause__ = failure.__cause__
-    return clone

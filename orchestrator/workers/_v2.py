@@ -103,22 +103,36 @@ class V2Protocol:
         policy = self.terms.policy(low_priority=low_priority)
         return await self.client.run(self.terms.job_input(), policy=policy)
 
-    async def wait_for_lease(self, job: Job, *, watch: LeaseWatcher | None = None) -> WorkerHandle:
-        """Poll the lease job's stream until its first output; the caller bounds the wait.
+    async def poll_lease(
+        self, job_id: str, *, wait_ms: int | None = None
+    ) -> tuple[JobStatus, WorkerHandle | None]:
+        """One ``/stream`` poll of a lease job: its status, and the lease once it was streamed.
+
+        ``wait_ms`` long-polls: RunPod answers at the first output or the end of the job.
 
         Raises:
             ProtocolMismatchError: the endpoint's worker speaks v1 (it refused the action).
             WorkerProtocolError: the first output is not a usable v2 lease.
             JobFailedError: the job ended before it streamed a lease.
         """
+        chunk = await self.client.stream(job_id, wait_ms=wait_ms)
+        if chunk.outputs:
+            return chunk.state, _handle_from(job_id, chunk.outputs[0])
+        if chunk.state.is_terminal:
+            raise _refusal(await self.client.status(job_id))
+        return chunk.state, None
+
+    async def wait_for_lease(self, job: Job, *, watch: LeaseWatcher | None = None) -> WorkerHandle:
+        """Poll the lease job's stream until its first output; the caller bounds the wait.
+
+        Raises as :meth:`poll_lease` does.
+        """
         while True:
-            chunk = await self.client.stream(job.id)
+            state, handle = await self.poll_lease(job.id)
             if watch is not None:
-                watch(chunk.state)
-            if chunk.outputs:
-                return _handle_from(job.id, chunk.outputs[0])
-            if chunk.state.is_terminal:
-                raise _refusal(await self.client.status(job.id))
+                watch(state)
+            if handle is not None:
+                return handle
             await anyio.sleep(self.poll_interval)
 
     async def release(self, job_id: str) -> bool:

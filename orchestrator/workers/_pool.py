@@ -1,0 +1,690 @@
+"""The warm pool: v2 leases on one endpoint and key, shared by every generation.
+
+A generation takes a free seat on a warm worker at once (:meth:`LeasePool.try_take`), or
+queues in arrival order (:meth:`LeasePool.acquire`) while the pool requests leases for the
+demand, up to ``MaxWorkers``. A worker runs as many generations at once as its SwarmUI's
+backends allow (``max_usages``). When a seat frees up, the first in line takes it; a lease that
+is still ``IN_QUEUE`` and no longer needed is withdrawn before it bills, one already running is
+kept. A free worker is released after the idle window (:class:`IdleWindow`), or kept while a
+prewarm floor asks for it.
+
+Each lease is one background task that drives its :class:`~statecharts.LeaseChart`:
+journal entry → ``/run`` (lease) → ``/stream`` long-polls until the lease is streamed →
+SwarmUI ready → held (a long-poll notices the worker ending it) → ``/cancel`` → journal closed.
+RunPod API calls per lease: one ``/run``, a few ``/stream`` long-polls while it boots, one per
+five minutes while warm, one ``/cancel``; ``/health`` only for a job that stays queued.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import anyio
+
+from statecharts import LeaseChart
+
+from ..errors import OrchestratorError, ProtocolMismatchError
+from ..runpod import Job, JobStatus
+from ..secrets import Secret
+from ..swarmui import SwarmUIClient
+from ._handle import Seat, WorkerHandle, copy_failure
+from ._idle import IdleWindow
+from ._journal import LeaseJournal
+from ._readiness import wait_until_swarm_ready
+from ._v2 import LeaseTerms, V2Protocol
+from ._waiting import Waiting, WaitingCallback, WaitReason, diagnose_queue
+
+__all__ = ["LeasePool", "PoolStatus"]
+
+log = logging.getLogger("swarmpod.workers")
+
+Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
+SwarmFactory = Callable[[WorkerHandle, str | None], SwarmUIClient]
+
+# The first /stream long-poll is short, to see the lease leave the queue (RunPod's scaler
+# starts a worker after ~4 s); later ones are long, so a cold start costs few API calls.
+_FIRST_POLL_MS: Final = 8_000
+_BOOT_POLL_MS: Final = 60_000
+_WARM_POLL_MS: Final = 300_000
+# The worker ends a lease by itself only as a safety net: after our idle window plus this.
+_WORKER_IDLE_MARGIN_S: Final = 60.0
+# A lease is retired this long (plus the generation timeout) before its max_lease_seconds.
+_RECYCLE_MARGIN_S: Final = 120.0
+_DEFAULT_MAX_LEASE_S: Final = 3600.0
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    """What the pool holds right now.
+
+    Attributes:
+        warm: leases whose worker is ready (free or busy).
+        busy: generations running on them.
+        free_seats: seats a new generation could take at once.
+        booting: leases requested and not ready yet (queued, booting, loading).
+        waiting: generations queued for a seat.
+        floor: workers the prewarm floor keeps.
+    """
+
+    warm: int
+    busy: int
+    free_seats: int
+    booting: int
+    waiting: int
+    floor: int
+
+
+@dataclass(eq=False)
+class _Lease:
+    number: int
+    chart: LeaseChart
+    terms: LeaseTerms
+    requested_at: float
+    job: Job | None = None
+    handle: WorkerHandle | None = None
+    entry: int | None = None
+    session_id: str | None = None
+    capacity: int = 1
+    busy: int = 0
+    ready: bool = False
+    warm_at: float = math.inf
+    idle_since: float = 0.0
+    keep_until: float = 0.0
+    retiring: bool = False
+    withdrawing: bool = False
+    ended_by_worker: bool = False
+    reason: WaitReason = WaitReason.REQUESTING
+    cancelled: bool = False
+    changed: anyio.Event = field(default_factory=anyio.Event)
+
+    def poke(self) -> None:
+        event, self.changed = self.changed, anyio.Event()
+        event.set()
+
+    @property
+    def live(self) -> bool:
+        return self.chart.state_id not in ("released", "lost")
+
+    @property
+    def pending(self) -> bool:
+        return self.live and not self.ready and self.chart.state_id != "draining"
+
+    @property
+    def free(self) -> int:
+        if not self.ready or self.retiring or self.chart.state_id == "draining":
+            return 0
+        return max(0, self.capacity - self.busy)
+
+    @property
+    def label(self) -> str:
+        return f"lease #{self.number}" + (f" ({self.job.id})" if self.job else "")
+
+
+@dataclass(eq=False)
+class _Waiter:
+    report: WaitingCallback
+    arrived: float
+    served: anyio.Event = field(default_factory=anyio.Event)
+    seat: Seat | None = None
+    failure: BaseException | None = None
+    told: WaitReason | None = None
+
+    def tell(self, waiting: Waiting) -> None:
+        if waiting.reason is self.told:
+            return
+        self.told = waiting.reason
+        try:
+            self.report(waiting)
+        except Exception:
+            log.exception("[RunPodServerless] a waiting callback raised; ignored")
+
+
+class LeasePool:
+    """The v2 leases of one endpoint and key, and the generations waiting for them.
+
+    Args:
+        protocol: the v2 protocol (its client carries ``key``).
+        key: the RunPod key the leases are opened with (journalled by fingerprint only).
+        endpoint_id: the endpoint (for the journal and logs).
+        spawn: starts a background task in the owner's task group.
+        swarm_for: makes a SwarmUI client for a leased worker (and an open session id).
+        idle: the endpoint's idle window (shared with the endpoint's other pools).
+        max_workers: the most leases held at once (the endpoint's max workers).
+        generation_timeout: GenerationTimeoutSec (leases retire before their max age by it).
+        release_timeout: bound of one release (cancel), which runs shielded.
+        journal: where leases are journalled before they are requested (None = not at all).
+        probing: the endpoint's protocol is not known yet (``auto``): hold one lease request
+            at a time until a worker streamed a lease, so a v1 endpoint never gets a second
+            worker woken by lease probes.
+        on_confirmed: told ``"v2"`` when the first lease was streamed (to remember it).
+        clock: the loop clock.
+    """
+
+    def __init__(
+        self,
+        protocol: V2Protocol,
+        *,
+        key: Secret,
+        endpoint_id: str,
+        spawn: Spawn,
+        swarm_for: SwarmFactory,
+        idle: IdleWindow,
+        max_workers: int,
+        generation_timeout: float,
+        release_timeout: float,
+        journal: LeaseJournal | None = None,
+        probing: bool = False,
+        on_confirmed: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self._protocol = protocol
+        self._key = key
+        self._endpoint_id = endpoint_id
+        self._spawn = spawn
+        self._swarm_for = swarm_for
+        self._idle = idle
+        self._max_workers = max_workers
+        self._generation_timeout = generation_timeout
+        self._release_timeout = release_timeout
+        self._journal = journal
+        self._probing = probing
+        self._on_confirmed = on_confirmed
+        self._clock = clock
+        self._leases: list[_Lease] = []
+        self._waiters: deque[_Waiter] = deque()
+        self._numbers = 0
+        self._capacity_estimate = 1
+        self._floor = 0
+        self._closing = False
+        self._mismatch: ProtocolMismatchError | None = None
+        self._all_ended = anyio.Event()
+        self._all_ended.set()
+
+    def __repr__(self) -> str:
+        status = self.status()
+        return (
+            f"LeasePool(endpoint_id={self._endpoint_id!r}, key={self._key.fingerprint}, "
+            f"warm={status.warm}, booting={status.booting}, waiting={status.waiting})"
+        )
+
+    # --- what generations call ------------------------------------------------------------
+
+    @property
+    def mismatch(self) -> ProtocolMismatchError | None:
+        """Set once a lease showed that the endpoint speaks v1 (``auto`` falls back)."""
+        return self._mismatch
+
+    def owns(self, seat: Seat) -> bool:
+        """Whether ``seat`` came from this pool."""
+        return isinstance(seat.token, _Lease)
+
+    def try_take(self) -> Seat | None:
+        """A seat on a free warm worker at once, or None (also when others wait in line)."""
+        if self._waiters or self._closing:
+            return None
+        lease = self._free_lease()
+        return None if lease is None else self._seat(lease, cold=False)
+
+    async def acquire(self, report: WaitingCallback) -> Seat:
+        """Wait in line for a seat, requesting leases for the demand; the caller bounds it.
+
+        Raises:
+            ProtocolMismatchError: the endpoint's workers speak v1.
+            OrchestratorError: the lease requested for this generation failed.
+        """
+        if self._mismatch is not None:
+            raise copy_failure(self._mismatch)
+        if self._closing:
+            raise RuntimeError("the pool is closing")
+        waiter = _Waiter(report, arrived=self._clock())
+        self._waiters.append(waiter)
+        self._rebalance()
+        if waiter.seat is None and waiter.failure is None:
+            waiter.tell(self._waiting())
+        try:
+            await waiter.served.wait()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                elif waiter.seat is not None:
+                    await self.give_back(waiter.seat)
+                self._rebalance()
+            raise
+        if waiter.failure is not None:
+            raise copy_failure(waiter.failure)
+        assert waiter.seat is not None
+        return waiter.seat
+
+    async def give_back(self, seat: Seat, *, broken: bool = False) -> None:
+        """Leave the seat; ``broken`` retires the worker (it stopped answering)."""
+        lease = seat.token
+        assert isinstance(lease, _Lease), "a seat from this pool"
+        lease.busy -= 1
+        if broken and not lease.retiring:
+            lease.retiring = True
+            log.warning(
+                "[RunPodServerless] worker %s stopped answering; %s is released",
+                lease.handle.worker_id if lease.handle else "?",
+                lease.label,
+            )
+        if lease.busy == 0:
+            lease.idle_since = self._clock()
+            if lease.chart.state_id == "busy":
+                lease.chart.send("free")
+        lease.poke()
+        self._rebalance()
+
+    # --- prewarm and shutdown ---------------------------------------------------------------
+
+    def prewarm(self, workers: int, *, hold_s: float | None = None) -> int:
+        """Make sure ``workers`` workers are warm or coming; returns how many were requested.
+
+        A prewarmed worker stays warm at least ``hold_s`` (default: the idle window) after it
+        is ready, then follows the idle window like any other.
+        """
+        workers = min(workers, 1 if self._probing else self._max_workers)
+        live = sum(1 for lease in self._leases if lease.live and not lease.retiring)
+        hold = self._idle.seconds if hold_s is None else hold_s
+        started = 0
+        for _ in range(max(0, workers - live)):
+            self._start_lease(hold_s=hold)
+            started += 1
+        return started
+
+    def set_floor(self, workers: int) -> None:
+        """Keep at least ``workers`` leases (a prewarm schedule); 0 ends the floor."""
+        self._floor = min(max(0, workers), self._max_workers)
+        for lease in self._leases:
+            lease.poke()
+        self._rebalance()
+
+    async def close(self) -> None:
+        """Release every lease (withdraw queued ones) and wait until they ended, bounded."""
+        self._closing = True
+        self._floor = 0
+        for waiter in list(self._waiters):
+            waiter.failure = RuntimeError("the orchestrator is shutting down")
+            waiter.served.set()
+        self._waiters.clear()
+        for lease in self._leases:
+            lease.poke()
+        with anyio.move_on_after(self._release_timeout + 5.0):
+            await self._all_ended.wait()
+        for lease in self._leases:
+            if lease.live:
+                log.warning("[RunPodServerless] %s did not end at shutdown", lease.label)
+
+    def status(self) -> PoolStatus:
+        """What the pool holds right now."""
+        ready = [lease for lease in self._leases if lease.ready and lease.live]
+        return PoolStatus(
+            warm=len(ready),
+            busy=sum(lease.busy for lease in ready),
+            free_seats=sum(lease.free for lease in ready),
+            booting=sum(1 for lease in self._leases if lease.pending),
+            waiting=len(self._waiters),
+            floor=self._floor,
+        )
+
+    # --- matching seats and demand (no I/O) -------------------------------------------------
+
+    def _free_lease(self) -> _Lease | None:
+        free = [lease for lease in self._leases if lease.free > 0]
+        # The most recently used first: the others idle out sooner, which is cheaper.
+        return max(free, key=lambda lease: (lease.busy, lease.idle_since), default=None)
+
+    def _seat(self, lease: _Lease, *, cold: bool) -> Seat:
+        assert lease.handle is not None
+        lease.busy += 1
+        if lease.chart.state_id == "idle":
+            lease.chart.send("take")
+        job_ids = (lease.job.id,) if cold and lease.job is not None else ()
+        return Seat(
+            handle=lease.handle,
+            cold=cold,
+            job_ids=job_ids,
+            delay_ms=None,
+            boot_s=lease.warm_at - lease.requested_at if cold else None,
+            session_id=lease.session_id,
+            checked=True,
+            token=lease,
+        )
+
+    def _rebalance(self, *, fresh: _Lease | None = None) -> None:
+        """Seat waiters in order, request leases for the rest, withdraw queued leftovers.
+
+        ``fresh``: a lease that just became ready; the waiters it seats now waited for its
+        boot (a cold start). Later seats on it, and seats on workers that freed up, are warm.
+        """
+        while self._waiters:
+            lease = self._free_lease()
+            if lease is None:
+                break
+            waiter = self._waiters.popleft()
+            waiter.seat = self._seat(lease, cold=lease is fresh and lease.warm_at > waiter.arrived)
+            waiter.served.set()
+        if self._closing:
+            return
+        live = [lease for lease in self._leases if lease.live]
+        pending = [lease for lease in live if lease.pending and not lease.withdrawing]
+        ready = [lease for lease in live if lease.ready and lease.chart.state_id != "draining"]
+        usable_ready = [lease for lease in ready if not lease.retiring]
+        needed = math.ceil(len(self._waiters) / self._capacity_estimate)
+        needed = max(needed, self._floor - len(usable_ready))
+        room = (1 if self._probing else self._max_workers) - len(live)
+        for _ in range(max(0, min(needed - len(pending), room))):
+            self._start_lease(hold_s=0.0, for_floor=self._floor > 0)
+        surplus = len(pending) - needed
+        queued = [lease for lease in pending if lease.chart.state_id in ("requested", "queued")]
+        for lease in reversed(queued):
+            if surplus <= 0:
+                break
+            lease.withdrawing = True
+            lease.poke()
+            surplus -= 1
+        self._tell_waiters()
+
+    def _waiting(self) -> Waiting:
+        pending = [lease for lease in self._leases if lease.pending and not lease.withdrawing]
+        if not pending:
+            return Waiting(WaitReason.WORKERS_BUSY)
+        order = (
+            WaitReason.MODEL_LOADING,
+            WaitReason.BOOTING,
+            WaitReason.UNHEALTHY,
+            WaitReason.THROTTLED,
+            WaitReason.QUEUED,
+            WaitReason.REQUESTING,
+        )
+        best = min(pending, key=lambda lease: order.index(lease.reason))
+        return Waiting(best.reason, job=best.job)
+
+    def _tell_waiters(self) -> None:
+        if not self._waiters:
+            return
+        waiting = self._waiting()
+        for waiter in self._waiters:
+            waiter.tell(waiting)
+
+    def _set_reason(self, lease: _Lease, reason: WaitReason) -> None:
+        if lease.reason is not reason:
+            lease.reason = reason
+            self._tell_waiters()
+
+    # --- one lease's life (I/O) -----------------------------------------------------------
+
+    def _start_lease(self, *, hold_s: float, for_floor: bool = False) -> None:
+        self._numbers += 1
+        window = self._idle.seconds
+        keep = max(window, hold_s)
+        terms = LeaseTerms(
+            idle_seconds=max(window, 1.0) + _WORKER_IDLE_MARGIN_S,
+            startup_grace_seconds=keep + _WORKER_IDLE_MARGIN_S,
+            max_lease_seconds=_DEFAULT_MAX_LEASE_S,
+        )
+        if for_floor:  # kept by the floor, not by its idle time: the worker never idles it out
+            terms = LeaseTerms(_DEFAULT_MAX_LEASE_S, _DEFAULT_MAX_LEASE_S, _DEFAULT_MAX_LEASE_S)
+        lease = _Lease(self._numbers, LeaseChart(), terms, requested_at=self._clock())
+        lease.keep_until = hold_s  # made absolute once the worker is ready
+        self._leases.append(lease)
+        self._all_ended = anyio.Event()
+
+        async def run() -> None:
+            await self._run_lease(lease)
+
+        self._spawn(run)
+
+    async def _run_lease(self, lease: _Lease) -> None:
+        outcome = "lost"
+        failure: BaseException | None = None
+        try:
+            if await self._bring_up(lease):
+                outcome = await self._hold(lease)
+            else:
+                outcome = "withdrawn"
+        except anyio.get_cancelled_exc_class():
+            outcome = "cancelled"
+            raise
+        except Exception as exc:
+            failure = exc
+            outcome = "lost"
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._end(lease, outcome, failure)
+
+    async def _bring_up(self, lease: _Lease) -> bool:
+        """Request the lease and wait for a ready worker; False when it was withdrawn."""
+        if self._journal is not None:
+            lease.entry = self._journal.begin(self._endpoint_id, "v2", self._key)
+        job = await self._protocol.request_lease()
+        lease.job = job
+        if self._journal is not None and lease.entry is not None:
+            self._journal.attach(lease.entry, job.id)
+        lease.chart.send("submitted")
+        self._set_reason(lease, WaitReason.QUEUED)
+        log.info("[RunPodServerless] %s requested on %s", lease.label, self._endpoint_id)
+        wait_ms = _FIRST_POLL_MS
+        unhealthy = 0
+        diagnosed = False
+        while True:
+            if (self._closing or lease.withdrawing) and await self._withdraw(lease):
+                return False
+            polled = await self._interruptible(
+                lease, functools.partial(self._protocol.poll_lease, job.id, wait_ms=wait_ms)
+            )
+            if polled is None:
+                continue  # poked: withdraw or shut down
+            state, handle = polled
+            wait_ms = _BOOT_POLL_MS
+            if state is not JobStatus.IN_QUEUE and lease.chart.state_id == "queued":
+                lease.chart.send("assigned")
+                self._set_reason(lease, WaitReason.BOOTING)
+            if handle is not None:
+                break
+            # /health says why a job stays queued: once early (queued or booting?), then only
+            # when it stays queued past the expected cold start (throttled? crash-looping?).
+            late = self._clock() - lease.requested_at > self._idle.cold_start_s * 1.25
+            if state is JobStatus.IN_QUEUE and (not diagnosed or late):
+                diagnosed = True
+                health = await self._protocol.client.health()
+                self._set_reason(lease, diagnose_queue(health, unhealthy_before=unhealthy))
+                unhealthy = health.workers.unhealthy
+        if lease.chart.state_id == "queued":
+            lease.chart.send("assigned")
+        lease.handle = handle
+        lease.chart.send("leased")
+        if self._probing:
+            self._probing = False
+            if self._on_confirmed is not None:
+                self._on_confirmed("v2")
+        self._set_reason(lease, WaitReason.MODEL_LOADING)
+        swarm = self._swarm_for(handle, None)
+        capacity = await wait_until_swarm_ready(
+            swarm,
+            poll_interval=self._protocol.poll_interval,
+            on_loading=lambda: self._set_reason(lease, WaitReason.MODEL_LOADING),
+        )
+        now = self._clock()
+        lease.session_id = swarm.session_id
+        lease.capacity = capacity
+        self._capacity_estimate = capacity
+        lease.ready = True
+        lease.warm_at = now
+        lease.idle_since = now
+        lease.keep_until = now + lease.keep_until
+        self._idle.observe_cold_start(now - lease.requested_at)
+        log.info(
+            "[RunPodServerless] %s: worker %s ready after %.1f s (%d at once)",
+            lease.label,
+            handle.worker_id,
+            now - lease.requested_at,
+            capacity,
+        )
+        self._rebalance(fresh=lease)
+        return True
+
+    async def _withdraw(self, lease: _Lease) -> bool:
+        """Withdraw a lease no longer needed if it is still queued; True if it was."""
+        assert lease.job is not None
+        if not self._closing:
+            job = await self._protocol.client.status(lease.job.id)
+            if job.state is not JobStatus.IN_QUEUE:
+                lease.withdrawing = False  # a worker bills for it already: keep it
+                if lease.chart.state_id == "queued":
+                    lease.chart.send("assigned")
+                    self._set_reason(lease, WaitReason.BOOTING)
+                log.info("[RunPodServerless] %s already has a worker; kept", lease.label)
+                return False
+        lease.chart.send("release")
+        if await self._protocol.release(lease.job.id):
+            lease.cancelled = True
+            lease.chart.send("ended")
+            log.info("[RunPodServerless] %s withdrawn before it billed", lease.label)
+        return True
+
+    async def _hold(self, lease: _Lease) -> str:
+        """Keep the warm worker until idle, retired or ended; returns the journal outcome."""
+        async with anyio.create_task_group() as watchers:
+            watchers.start_soon(self._watch_end, lease)
+            outcome = await self._idle_loop(lease)
+            watchers.cancel_scope.cancel()
+        return outcome
+
+    async def _idle_loop(self, lease: _Lease) -> str:
+        assert lease.job is not None
+        retire_at = (
+            lease.requested_at
+            + lease.terms.max_lease_seconds
+            - self._generation_timeout
+            - _RECYCLE_MARGIN_S
+        )
+        while True:
+            now = self._clock()
+            if lease.ended_by_worker:
+                lease.chart.send("ended")
+                log.info("[RunPodServerless] %s ended by its worker", lease.label)
+                return "ended"
+            if now >= retire_at:
+                lease.retiring = True
+            deadline = math.inf
+            if lease.busy == 0:
+                release_at = max(lease.idle_since + self._idle.seconds, lease.keep_until)
+                if self._floor_keeps(lease):
+                    release_at = math.inf
+                if lease.retiring or self._closing or now >= release_at:
+                    await self._release(lease)
+                    return "released"
+                deadline = release_at
+            deadline = min(deadline, retire_at) if not lease.retiring else deadline
+            with anyio.move_on_after(max(0.0, deadline - now)):
+                await lease.changed.wait()
+
+    def _floor_keeps(self, lease: _Lease) -> bool:
+        if self._floor == 0 or lease.retiring:
+            return False
+        ready = [other for other in self._leases if other.ready and other.live]
+        return len(ready) <= self._floor
+
+    async def _watch_end(self, lease: _Lease) -> None:
+        """Long-poll the lease job so the pool notices the worker ending it (idle, max age)."""
+        assert lease.job is not None
+        while True:
+            try:
+                chunk = await self._protocol.client.stream(lease.job.id, wait_ms=_WARM_POLL_MS)
+            except OrchestratorError as exc:
+                log.warning("[RunPodServerless] watching %s: %s", lease.label, exc)
+                await anyio.sleep(self._protocol.poll_interval * 5)
+                continue
+            if chunk.state.is_terminal:
+                lease.ended_by_worker = True
+                lease.poke()
+                return
+
+    async def _release(self, lease: _Lease) -> None:
+        assert lease.job is not None
+        lease.chart.send("release")
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self._release_timeout):
+            if await self._protocol.release(lease.job.id):
+                lease.cancelled = True
+        if lease.cancelled:
+            lease.chart.send("ended")
+        log.info(
+            "[RunPodServerless] %s released (worker %s)",
+            lease.label,
+            lease.handle.worker_id if lease.handle else "?",
+        )
+
+    async def _interruptible(
+        self, lease: _Lease, poll: Callable[[], Awaitable[tuple[JobStatus, WorkerHandle | None]]]
+    ) -> tuple[JobStatus, WorkerHandle | None] | None:
+        """Run one poll, abandoned (None) when the lease is poked meanwhile."""
+        result: tuple[JobStatus, WorkerHandle | None] | None = None
+        error: Exception | None = None
+        changed = lease.changed
+        async with anyio.create_task_group() as group:
+
+            async def run() -> None:
+                nonlocal result, error
+                try:
+                    result = await poll()
+                except Exception as exc:  # re-raised below, unwrapped from the task group
+                    error = exc
+                group.cancel_scope.cancel()
+
+            async def watch() -> None:
+                await changed.wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(run)
+            group.start_soon(watch)
+        if error is not None:
+            raise error
+        return result
+
+    async def _end(self, lease: _Lease, outcome: str, failure: BaseException | None) -> None:
+        """The lease is over: cancel a job that may still bill, close the journal, re-plan."""
+        job = lease.job
+        if lease.live and job is not None and not lease.cancelled and not lease.ended_by_worker:
+            with anyio.move_on_after(self._release_timeout):
+                lease.cancelled = await self._protocol.release(job.id)
+        if lease.live:
+            lease.chart.send("lose")
+        if failure is not None:
+            self._lost(lease, failure)
+        if self._journal is not None and lease.entry is not None:
+            settled = job is None or lease.cancelled or lease.ended_by_worker
+            if settled:
+                self._journal.close(lease.entry, outcome)
+            else:
+                log.warning(
+                    "[RunPodServerless] %s could not be cancelled; the journal keeps it open "
+                    "so the next start cancels it",
+                    lease.label,
+                )
+        self._leases.remove(lease)
+        if not any(other.live for other in self._leases):
+            self._all_ended.set()
+        self._rebalance()
+
+    def _lost(self, lease: _Lease, failure: BaseException) -> None:
+        if isinstance(failure, ProtocolMismatchError):
+            self._mismatch = failure
+            waiters, self._waiters = list(self._waiters), deque()
+            for waiter in waiters:
+                waiter.failure = failure
+                waiter.served.set()
+            return
+        log.warning("[RunPodServerless] %s lost: %s", lease.label, failure)
+        if lease.ready or not self._waiters:
+            return
+        # The request made for the first in line failed: that generation hears why.
+        waiter = self._waiters.popleft()
+        waiter.failure = failure
+        waiter.served.set()

@@ -1,0 +1,108 @@
+"""Crash-safe release: a lease a dead process left open is cancelled by the next start.
+
+These run in virtual time with journal entries written as a crashed process leaves them;
+``test_crash_recovery_process.py`` kills a real process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from support import ENDPOINT, KEY
+
+from orchestrator import Orchestrator, Secret, Settings
+from orchestrator.emulator import EmulatedEndpoint, Emulator, EmulatorConfig, EndpointConfig
+from orchestrator.runpod import RunPodClient
+from orchestrator.workers import LeaseJournal
+
+pytestmark = pytest.mark.anyio
+
+V2 = EndpointConfig(protocol="v2", cold_start_s=10.0, idle_timeout_s=5.0)
+
+
+def settings_for(emulator: Emulator, state: Path, **more: Any) -> Settings:
+    return Settings.load(
+        env={},
+        overrides={
+            "EndpointId": ENDPOINT,
+            "RunPodBaseUrl": emulator.base_url,
+            "RunPodApiKey": KEY,
+            "WorkerProtocol": "v2",
+            "StateFile": str(state),
+            "PollIntervalMs": 500,
+            **more,
+        },
+    )
+
+
+def lease_jobs(endpoint: EmulatedEndpoint) -> list[Any]:
+    return [job for job in endpoint.jobs.values() if job.input.get("action") == "lease"]
+
+
+async def orphan_a_lease(emulator: Emulator, journal: LeaseJournal, key: str = KEY) -> str:
+    """Open a lease the way a process does just before it dies: journalled, then requested."""
+    entry = journal.begin(ENDPOINT, "v2", Secret(key))
+    async with aiohttp.ClientSession() as session:
+        client = RunPodClient(session, ENDPOINT, Secret(key), base_url=emulator.base_url)
+        job = await client.run({"action": "lease", "idle_seconds": 3000})
+    journal.attach(entry, job.id)
+    return job.id
+
+
+async def test_a_start_cancels_the_lease_a_crashed_process_left_open(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite3"
+    config = EmulatorConfig(endpoints={ENDPOINT: V2}, api_keys=(KEY,))
+    async with Emulator(config) as emulator:
+        endpoint = emulator.endpoint(ENDPOINT)
+        journal = LeaseJournal(state)
+        job_id = await orphan_a_lease(emulator, journal)
+        journal.close_file()
+        await anyio.sleep(20)
+        assert endpoint.jobs[job_id].status == "IN_PROGRESS"  # the worker bills, unattended
+
+        async with Orchestrator(settings_for(emulator, state)) as orch:
+            (recovery,) = orch.recovered
+            assert recovery.cancelled and recovery.entry.job_id == job_id
+            assert endpoint.jobs[job_id].status == "CANCELLED"
+            await anyio.sleep(1)
+            assert endpoint.running_workers() == []
+            assert all(not entry.open for entry in endpoint.ledger)
+        assert LeaseJournal(state).open_entries() == []
+
+
+async def test_a_lease_opened_with_another_key_is_left_for_a_start_that_has_it(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state.sqlite3"
+    other = "other-key-0123456789"
+    config = EmulatorConfig(endpoints={ENDPOINT: V2}, api_keys=(KEY, other))
+    async with Emulator(config) as emulator:
+        journal = LeaseJournal(state)
+        job_id = await orphan_a_lease(emulator, journal, key=other)
+        journal.close_file()
+        await anyio.sleep(20)
+        async with Orchestrator(settings_for(emulator, state)) as orch:
+            (recovery,) = orch.recovered
+            assert not recovery.cancelled and "not configured" in recovery.reason
+            assert other not in recovery.reason
+            assert emulator.endpoint(ENDPOINT).jobs[job_id].status == "IN_PROGRESS"
+            await orch.recover([Secret(other)])  # e.g. the service, with its users' keys
+            assert emulator.endpoint(ENDPOINT).jobs[job_id].status == "CANCELLED"
+
+
+async def test_the_state_file_never_holds_the_key(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite3"
+    config = EmulatorConfig(endpoints={ENDPOINT: V2}, api_keys=(KEY,))
+    async with Emulator(config) as emulator, Orchestrator(settings_for(emulator, state)) as orch:
+        await orch.generate({"prompt": "x", "width": 64, "height": 64, "steps": 2})
+    assert_no_key_in(tmp_path, state)
+
+
+def assert_no_key_in(directory: Path, state: Path) -> None:
+    for path in directory.iterdir():
+        assert KEY.encode() not in path.read_bytes()
+    assert oct(state.stat().st_mode & 0o777) == "0o600"

@@ -1,0 +1,106 @@
+"""Crash-safe release with a real process: SIGKILL mid-generation, restart, lease cancelled.
+
+Real time (a subprocess cannot share the virtual clock), with an emulated cold start of a
+fraction of a second and a 20 s generation that the kill interrupts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from support import ENDPOINT, KEY
+
+from orchestrator import Orchestrator, Settings
+from orchestrator.emulator import Emulator, EmulatorConfig, EndpointConfig
+from orchestrator.emulator.swarm import SwarmConfig
+from orchestrator.workers import LeaseJournal
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    """Real time for the module's subprocess test (asyncio's own loop, closed after)."""
+    return ("asyncio", {"loop_factory": asyncio.new_event_loop})
+
+
+async def test_sigkill_mid_generation_then_restart_cancels_the_open_lease(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite3"
+    slow = SwarmConfig(seconds_per_step=5.0)  # the generation runs for 20 s: killed inside it
+    endpoint_config = EndpointConfig(
+        protocol="v2", cold_start_s=0.3, idle_timeout_s=60.0, queue_delay_s=0.0, swarm=slow
+    )
+    config = EmulatorConfig(endpoints={ENDPOINT: endpoint_config}, api_keys=(KEY,))
+    async with Emulator(config) as emulator:
+        endpoint = emulator.endpoint(ENDPOINT)
+        env = {
+            **os.environ,
+            "RUNPOD_API_KEY": KEY,
+            "SWARMPOD_WORKER_PROTOCOL": "v2",
+            "SWARMPOD_STATE_FILE": str(state),
+            "SWARMPOD_POLL_INTERVAL_MS": "500",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "generate",
+            "a fox",
+            "--steps",
+            "4",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--endpoint-id",
+            ENDPOINT,
+            "--base-url",
+            emulator.base_url,
+            "--out",
+            str(tmp_path / "out"),
+        ]
+        process = subprocess.Popen(  # noqa: ASYNC220 (polled without blocking below)
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            with anyio.fail_after(30):
+                while not any(w.swarm.busy for w in endpoint.running_workers()):  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        (lease,) = [job for job in endpoint.jobs.values() if job.input.get("action") == "lease"]
+        assert lease.status == "IN_PROGRESS"  # nobody will cancel it: the process is dead
+        assert LeaseJournal(state).open_entries()[0].job_id == lease.id
+
+        started = anyio.current_time()
+        settings = Settings.load(
+            env={},
+            overrides={
+                "EndpointId": ENDPOINT,
+                "RunPodBaseUrl": emulator.base_url,
+                "RunPodApiKey": KEY,
+                "WorkerProtocol": "v2",
+                "StateFile": str(state),
+                "PollIntervalMs": 500,
+            },
+        )
+        async with Orchestrator(settings) as orch:
+            took = anyio.current_time() - started
+            assert [r.entry.job_id for r in orch.recovered if r.cancelled] == [lease.id]
+            assert took < orch.settings.poll_interval  # within one poll of the start
+        assert lease.status == "CANCELLED"
+        with anyio.fail_after(5):
+            while endpoint.running_workers():  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        assert all(entry.stopped_at is not None for entry in endpoint.ledger)

@@ -1,0 +1,281 @@
+"""The warm pool on protocol v2: leases reused while warm, scaled out, withdrawn, let go.
+
+Every test runs the real engine against the emulator over loopback HTTP in virtual time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import anyio
+import anyio.lowlevel
+import pytest
+from support import World, world
+
+from orchestrator import OrchestratorError, ProgressEvent, Stage
+from orchestrator.emulator import EmulatedEndpoint, EndpointConfig
+from orchestrator.emulator.swarm import SwarmConfig
+
+pytestmark = pytest.mark.anyio
+
+PARAMS = {"prompt": "a lighthouse", "width": 64, "height": 64, "steps": 4}
+WARM_PATH = ("Idle", "Ready", "Generating", "ShuttingDown", "Done")
+
+
+def v2(**overrides: object) -> EndpointConfig:
+    values: dict[str, object] = {"protocol": "v2", "cold_start_s": 60.0, "idle_timeout_s": 5.0}
+    values.update(overrides)
+    return EndpointConfig(**values)  # type: ignore[arg-type]
+
+
+def leases(endpoint: EmulatedEndpoint) -> list[object]:
+    return [job for job in endpoint.jobs.values() if job.input.get("action") == "lease"]
+
+
+def billed(endpoint: EmulatedEndpoint) -> int:
+    return sum(entry.billed_seconds for entry in endpoint.ledger)
+
+
+async def generate(w: World, seed: int, **kwargs: object) -> object:
+    return await w.orch.generate({**PARAMS, "seed": seed}, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_two_generations_10_s_apart_share_one_lease_and_the_second_is_warm() -> None:
+    async with world(v2()) as w:
+        first = await w.orch.generate({**PARAMS, "seed": 1})
+        await anyio.sleep(10)
+        second = await w.orch.generate({**PARAMS, "seed": 2})
+
+        assert first.cold_start is True and second.cold_start is False
+        assert second.path == WARM_PATH
+        assert second.worker_id == first.worker_id
+        assert second.timings.startup < 0.1
+        assert len(leases(w.endpoint)) == 1
+        assert len(w.endpoint.workers) == 1
+
+
+async def test_a_free_worker_is_released_after_the_idle_window_and_bills_no_longer() -> None:
+    async with world(v2(), IdleTimeoutSec=30) as w:
+        done_at = 0.0
+        await w.orch.generate(PARAMS)
+        done_at = anyio.current_time()
+        await anyio.sleep(29)
+        assert len(w.endpoint.running_workers()) == 1  # still warm inside the window
+        await anyio.sleep(3)
+        assert w.endpoint.running_workers() == []
+        (lease,) = leases(w.endpoint)
+        assert lease.status == "CANCELLED"  # type: ignore[attr-defined]
+        (entry,) = w.endpoint.ledger
+        assert entry.stopped_at is not None and entry.stopped_at - done_at <= 31
+
+
+async def test_idle_timeout_zero_releases_at_once() -> None:
+    async with world(v2(), IdleTimeoutSec=0) as w:
+        await w.orch.generate(PARAMS)
+        await anyio.sleep(0.5)
+        assert w.endpoint.running_workers() == []
+
+
+async def test_a_burst_of_8_with_max_workers_3_takes_exactly_3_leases_and_all_complete() -> None:
+    async with world(v2(max_workers=3), MaxWorkers=3) as w:
+        results = []
+
+        async def one(seed: int) -> None:
+            results.append(await generate(w, seed))
+
+        async with anyio.create_task_group() as tasks:
+            for seed in range(8):
+                tasks.start_soon(one, seed)
+
+        assert len(results) == 8
+        assert len(leases(w.endpoint)) == 3
+        assert len({r.worker_id for r in results}) == 3  # type: ignore[attr-defined]
+        assert sum(r.cold_start for r in results) == 3  # type: ignore[attr-defined]
+        assert len(w.endpoint.workers) == 3
+
+
+async def test_a_queued_lease_is_withdrawn_when_a_warm_worker_frees_first() -> None:
+    # RunPod allows one worker, swarmpod may hold two: the second lease can only wait IN_QUEUE.
+    slow = SwarmConfig(seconds_per_step=5.0)  # 4 steps = 20 s
+    async with world(v2(max_workers=1, swarm=slow), MaxWorkers=2) as w:
+        results = []
+
+        async def one(seed: int) -> None:
+            results.append(await generate(w, seed))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(one, 1)
+            await anyio.sleep(70)  # the first generation is running on the warm worker
+            tasks.start_soon(one, 2)
+
+        first, second = results
+        assert second.cold_start is False and second.worker_id == first.worker_id
+        lease_jobs = leases(w.endpoint)
+        assert len(lease_jobs) == 2
+        withdrawn = lease_jobs[1]
+        assert withdrawn.status == "CANCELLED" and withdrawn.worker_id is None  # type: ignore[attr-defined]
+        assert len(w.endpoint.workers) == 1  # the withdrawn lease never started (or billed) one
+        await anyio.lowlevel.checkpoint()
+        assert [e.worker_id for e in w.endpoint.ledger] == [first.worker_id]
+
+
+async def test_a_lease_whose_worker_already_runs_it_is_kept_not_withdrawn() -> None:
+    slow = SwarmConfig(seconds_per_step=25.0)  # 100 s per generation
+    async with world(v2(max_workers=2, swarm=slow), MaxWorkers=2) as w:
+        results = {}
+
+        async def one(name: str, seed: int) -> None:
+            results[name] = await generate(w, seed)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(one, "a", 1)
+            await anyio.sleep(70)
+            # The second lease gets a worker at ~134 s but never streams; "a" frees at ~164 s.
+            w.endpoint.faults.lease_never_streams()
+            tasks.start_soon(one, "b", 2)
+        assert results["b"].cold_start is False
+        assert results["b"].worker_id == results["a"].worker_id
+        second = leases(w.endpoint)[1]
+        assert second.status == "IN_PROGRESS"  # type: ignore[attr-defined]
+        assert w.orch.status().booting == 1
+    assert second.status == "CANCELLED"  # type: ignore[attr-defined]
+
+
+async def test_a_queued_lease_is_withdrawn_even_while_runpod_boots_a_worker_for_it() -> None:
+    # The job stays IN_QUEUE until the worker's handler takes it (after its boot): withdrawn.
+    slow = SwarmConfig(seconds_per_step=5.0)  # 20 s per generation
+    async with world(v2(max_workers=2, swarm=slow), MaxWorkers=2) as w:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(generate, w, 1)
+            await anyio.sleep(70)
+            tasks.start_soon(generate, w, 2)
+        assert [job.status for job in leases(w.endpoint)][1] == "CANCELLED"  # type: ignore[attr-defined]
+        assert w.orch.status().booting == 0
+
+
+async def test_a_worker_runs_as_many_generations_at_once_as_its_swarmui_allows() -> None:
+    swarm = SwarmConfig(max_usages=2, seconds_per_step=2.0)
+    async with world(v2(max_workers=3, swarm=swarm), MaxWorkers=3) as w:
+        results = []
+
+        async def one(seed: int) -> None:
+            results.append(await generate(w, seed))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(one, 1)
+            await anyio.sleep(70)  # warm with max_usages 2
+            tasks.start_soon(one, 2)
+            tasks.start_soon(one, 3)
+        assert [r.cold_start for r in results].count(False) >= 1
+        assert len(leases(w.endpoint)) <= 2
+
+
+async def test_shutdown_releases_every_worker_and_closes_the_journal() -> None:
+    async with world(v2(max_workers=2), MaxWorkers=2, IdleTimeoutSec=600) as w:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(generate, w, 1)
+            tasks.start_soon(generate, w, 2)
+        assert len(w.endpoint.running_workers()) == 2
+        journal = w.orch._journal
+        assert journal is not None and len(journal.open_entries()) == 2
+        await w.orch.__aexit__(None, None, None)
+        assert all(job.status == "CANCELLED" for job in leases(w.endpoint))  # type: ignore[attr-defined]
+        await anyio.sleep(1)
+        assert w.endpoint.running_workers() == []
+
+
+async def test_the_journal_holds_each_lease_while_it_is_open_and_closes_it_after() -> None:
+    async with world(v2(), IdleTimeoutSec=10) as w:
+        await generate(w, 1)
+        journal = w.orch._journal
+        assert journal is not None
+        (entry,) = journal.open_entries()
+        (lease,) = leases(w.endpoint)
+        assert entry.job_id == lease.id and entry.protocol == "v2"  # type: ignore[attr-defined]
+        await anyio.sleep(12)
+        assert journal.open_entries() == []
+        assert journal.entry(entry.id).outcome == "released"
+
+
+async def test_auto_idle_window_follows_the_measured_cold_start() -> None:
+    async with world(v2(cold_start_s=80.0), IdleTimeoutSec="auto") as w:
+        assert w.orch.status().idle_window_s == 60.0  # assumed before anything was measured
+        await generate(w, 1)
+        measured = w.orch.status().idle_window_s
+        assert 80.0 <= measured <= 90.0  # queue delay + the 80 s boot
+        await anyio.sleep(measured - 2)
+        assert len(w.endpoint.running_workers()) == 1
+        await anyio.sleep(4)
+        assert w.endpoint.running_workers() == []
+
+
+async def test_the_worker_ending_its_lease_itself_is_noticed_and_the_next_one_is_cold() -> None:
+    async with world(v2(), IdleTimeoutSec=600) as w:
+        await generate(w, 1)
+        (lease,) = leases(w.endpoint)
+        w.endpoint.cancel(lease)  # the platform ends it (as a worker at max_lease_seconds)
+        await anyio.sleep(1)
+        assert w.orch.status().warm == 0
+        again = await generate(w, 2)
+        assert again.cold_start is True
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "settings", "reason"),
+    [
+        (v2(capacity=0), {"StartupTimeoutSec": 120}, "throttled"),
+        (
+            v2(cold_start_s=10.0, crash_loop=5, unhealthy_restart_s=60.0),
+            {"StartupTimeoutSec": 200},
+            "unhealthy",
+        ),
+        (v2(), {}, "booting"),
+        (v2(), {}, "queued"),
+    ],
+)
+async def test_a_waiting_generation_says_why_it_waits(
+    endpoint: EndpointConfig, settings: dict[str, object], reason: str
+) -> None:
+    async with world(endpoint, **settings) as w:
+        seen: list[str] = []
+
+        def watch(event: ProgressEvent) -> None:
+            if "waiting" in event.detail:
+                seen.append(str(event.detail["waiting"]))
+
+        with contextlib.suppress(OrchestratorError):  # the point is what it said while waiting
+            await w.orch.generate(PARAMS, on_progress=watch)
+        assert reason in seen
+
+
+async def test_model_loading_is_reported_while_the_worker_swarmui_loads() -> None:
+    swarm = SwarmConfig(backend_load_s=20.0)
+    async with world(v2(swarm=swarm)) as w:
+        seen: list[str] = []
+        await w.orch.generate(
+            PARAMS, on_progress=lambda e: seen.append(str(e.detail.get("waiting", "")))
+        )
+        assert "model_loading" in seen
+
+
+async def test_waiting_behind_max_concurrent_says_so() -> None:
+    async with world(v2(), MaxConcurrent=1) as w:
+        events: list[ProgressEvent] = []
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(generate, w, 1)
+            await anyio.sleep(1)
+            tasks.start_soon(lambda: w.orch.generate(PARAMS, on_progress=events.append))
+        queued = [e for e in events if e.stage is Stage.QUEUED]
+        assert queued and queued[0].detail["waiting"] == "max_concurrent"
+
+
+async def test_every_worker_busy_at_max_workers_says_so() -> None:
+    slow = SwarmConfig(seconds_per_step=5.0)
+    async with world(v2(max_workers=1, swarm=slow), MaxWorkers=1) as w:
+        events: list[ProgressEvent] = []
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(generate, w, 1)
+            await anyio.sleep(70)
+            tasks.start_soon(lambda: w.orch.generate(PARAMS, on_progress=events.append))
+        reasons = [e.detail.get("waiting") for e in events]
+        assert "workers_busy" in reasons
