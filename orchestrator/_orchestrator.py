@@ -387,7 +387,14 @@ class Orchestrator:
             poll_interval=self.settings.poll_interval,
             hold_seconds=timeouts.generation + timeouts.release + _HOLD_MARGIN_S,
         )
-        return SharedV1Worker(protocol, self._tasks.start_soon, self.idle)
+        return SharedV1Worker(
+            protocol,
+            self._tasks.start_soon,
+            self.idle,
+            journal=self._journal,
+            key=key,
+            endpoint_id=self._endpoint_id,
+        )
 
     def _lease_pool(
         self, session: aiohttp.ClientSession, key: Secret, *, probing: bool = False

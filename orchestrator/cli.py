@@ -185,6 +185,7 @@ _RECORD_HELP = (
 def embedded_emulator_config(*, cold_start_s: float) -> EmulatorConfig:
     """The emulator `generate` and `demo` start when no endpoint is configured."""
     endpoint = EndpointConfig(
+        protocol="v2",
         cold_start_s=cold_start_s,
         queue_delay_s=0.5,
         idle_timeout_s=5.0,
@@ -204,6 +205,7 @@ async def embedded_settings(base: Settings, *, cold_start_s: float) -> AsyncIter
             runpod_base_url=emulator.base_url,
             poll_interval_ms=min(base.poll_interval_ms, 500),
             state_file=":memory:",  # the embedded emulator lives as long as this process
+            worker_protocol="v2",  # the embedded image is known: leases
         )
 
 
@@ -341,11 +343,12 @@ def _short_path(path: Sequence[str]) -> str:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    """Two generations wake one worker together; a third joins it while it is warm."""
+    """Two generations at once lease two workers; a third reuses the first one warm."""
     console.print(
         "[bold]swarmpod demo[/] on the embedded emulator (no GPU; cold start "
-        f"{args.cold_start:g} s, real time): two generations wake one worker together, "
-        "a third arrives while it is still held and reuses it warm."
+        f"{args.cold_start:g} s, real time): two generations at once lease two workers, "
+        "a third arrives once the first is done and reuses its worker warm; every worker "
+        "is released when the demo ends."
     )
     base = Settings.load(env={}, overrides={"StartupTimeoutSec": 60})
     results: dict[int, GenerationResult] = {}
@@ -355,7 +358,7 @@ async def _demo(args: argparse.Namespace) -> int:
         )
         orch = _orchestrator(settings, args.record)
         await stack.enter_async_context(orch)
-        first_generating = anyio.Event()
+        first_done = anyio.Event()
         with _progress_bar() as progress:
             view = _ProgressView(progress)
 
@@ -363,18 +366,15 @@ async def _demo(args: argparse.Namespace) -> int:
                 prompt = DEMO_PROMPTS[index]
                 track = view.track(prompt[:28])
 
-                def on_progress(event: ProgressEvent) -> None:
-                    track(event)
-                    if index == 0 and event.stage is Stage.GENERATING:
-                        first_generating.set()
-
                 params = {"prompt": prompt, "width": 512, "height": 512, "steps": 40}
-                results[index] = await orch.generate(params, images=2, on_progress=on_progress)
+                results[index] = await orch.generate(params, images=2, on_progress=track)
+                if index == 0:
+                    first_done.set()
 
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(one, 0)
                 tasks.start_soon(one, 1)
-                await first_generating.wait()
+                await first_done.wait()
                 tasks.start_soon(one, 2)
 
     table = Table(title="swarmpod demo")

@@ -106,3 +106,44 @@ def assert_no_key_in(directory: Path, state: Path) -> None:
     for path in directory.iterdir():
         assert KEY.encode() not in path.read_bytes()
     assert oct(state.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_leases_of_another_live_orchestrator_on_the_same_file_are_left_alone(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state.sqlite3"
+    config = EmulatorConfig(endpoints={ENDPOINT: V2}, api_keys=(KEY,))
+    async with (
+        Emulator(config) as emulator,
+        Orchestrator(settings_for(emulator, state, IdleTimeoutSec=600)) as first,
+    ):
+        await first.generate({"prompt": "x", "width": 64, "height": 64, "steps": 2})
+        async with Orchestrator(settings_for(emulator, state)) as second:
+            assert second.recovered == []
+        assert first.status().warm == 1
+
+
+async def test_a_v1_keepalive_is_journalled_and_recovered_after_a_crash(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite3"
+    v1 = EndpointConfig(cold_start_s=10.0, idle_timeout_s=5.0)
+    config = EmulatorConfig(endpoints={ENDPOINT: v1}, api_keys=(KEY,))
+    async with Emulator(config) as emulator:
+        endpoint = emulator.endpoint(ENDPOINT)
+        settings = settings_for(emulator, state, WorkerProtocol="v1", IdleTimeoutSec=600)
+        async with Orchestrator(settings) as crashed:
+            await crashed.generate({"prompt": "x", "width": 64, "height": 64, "steps": 2})
+            journal = crashed._journal
+            assert journal is not None
+            (entry,) = journal.open_entries()
+            keepalive = endpoint.jobs[entry.job_id or ""]
+            assert keepalive.input["action"] == "keepalive"
+            assert keepalive.status == "IN_PROGRESS"
+
+            async def dies() -> None:  # the process is gone: nothing is released or closed
+                journal.close_file()
+
+            crashed.drain = dies  # type: ignore[method-assign]
+        assert keepalive.status == "IN_PROGRESS"
+        async with Orchestrator(settings) as orch:
+            assert [r.entry.job_id for r in orch.recovered if r.cancelled] == [keepalive.id]
+            assert keepalive.status == "CANCELLED"

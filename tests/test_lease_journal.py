@@ -69,7 +69,7 @@ async def test_a_restart_cancels_the_lease_a_crashed_process_left_running(tmp_pa
             job = await v2.request_lease()
             crashed.attach(entry, job.id)
             await v2.wait_for_lease(job)
-            del crashed  # the process dies holding a warm worker
+            crashed.close_file()  # the process dies holding a warm worker
 
             cancelled: list[str] = []
 
@@ -91,12 +91,14 @@ async def test_a_restart_cancels_the_lease_a_crashed_process_left_running(tmp_pa
 
 @pytest.mark.anyio
 async def test_recovery_reports_what_it_cannot_cancel(tmp_path: Path) -> None:
+    crashed = LeaseJournal(tmp_path / "swarmpod.sqlite3")
+    no_job = crashed.begin("ep", "v2", KEY)
+    other_key = crashed.begin("ep", "v2", Secret("a-key-not-configured"))
+    crashed.attach(other_key, "job-2")
+    failing = crashed.begin("ep", "v2", KEY)
+    crashed.attach(failing, "job-3")
+    crashed.close_file()
     journal = LeaseJournal(tmp_path / "swarmpod.sqlite3")
-    no_job = journal.begin("ep", "v2", KEY)
-    other_key = journal.begin("ep", "v2", Secret("a-key-not-configured"))
-    journal.attach(other_key, "job-2")
-    failing = journal.begin("ep", "v2", KEY)
-    journal.attach(failing, "job-3")
 
     async def cancel(entry: JournalEntry, key: Secret) -> None:
         raise RunPodServerError("RunPod is down", route="cancel", status=503)

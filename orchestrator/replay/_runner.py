@@ -69,6 +69,11 @@ class ScenarioReport:
         return "\n".join(out)
 
 
+_BILLING = ("idle", "running")
+"""Worker states swarmpod answers for. A worker still booting for a job that was withdrawn
+bills too, but no API call stops it: RunPod's scaler started it, its idle timeout ends it."""
+
+
 async def run_scenario(scenario: Scenario) -> ScenarioReport:
     """Run ``scenario`` on the current event loop (use a looptime loop for virtual time)."""
     config = EmulatorConfig(endpoints={_ENDPOINT: scenario.endpoint}, api_keys=(_KEY,))
@@ -130,13 +135,25 @@ async def run_scenario(scenario: Scenario) -> ScenarioReport:
 
         # Seeded backoff jitter: the same scenario gives the same timeline.
         retry = RetryPolicy(rng=random.Random(0))
-        async with Orchestrator(settings, retry=retry) as orch, anyio.create_task_group() as tasks:
-            for fault in scenario.faults:
-                tasks.start_soon(apply_fault, fault)
-            for index, step in enumerate(scenario.requests):
-                tasks.start_soon(request, index, step, orch)
-
         problems: list[str] = []
+        async with Orchestrator(settings, retry=retry) as orch:
+            async with anyio.create_task_group() as tasks:
+                for fault in scenario.faults:
+                    tasks.start_soon(apply_fault, fault)
+                for index, step in enumerate(scenario.requests):
+                    tasks.start_soon(request, index, step, orch)
+            # Every worker must be let go by the idle window itself, not by the shutdown.
+            window = orch.idle.seconds
+            await anyio.sleep(window + scenario.endpoint.idle_timeout_s + 2)
+            billing = [w for w in endpoint.running_workers() if str(w.state) in _BILLING][
+                scenario.endpoint.min_workers :
+            ]
+            if billing and scenario.expect.get("no_worker_left_running", True):
+                problems.append(
+                    f"{len(billing)} worker(s) still billing {window:g} s (the idle window) "
+                    "after the last generation"
+                )
+
         left = [
             job.id for job in endpoint.jobs.values() if job.status in ("IN_QUEUE", "IN_PROGRESS")
         ]
@@ -147,7 +164,7 @@ async def run_scenario(scenario: Scenario) -> ScenarioReport:
                 )
             # Give the endpoint its own idle timeout to stop what swarmpod let go.
             await anyio.sleep(scenario.endpoint.idle_timeout_s + 1)
-            extra = [w for w in endpoint.running_workers() if str(w.state) in ("idle", "running")][
+            extra = [w for w in endpoint.running_workers() if str(w.state) in _BILLING][
                 scenario.endpoint.min_workers :
             ]
             if extra:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import sqlite3
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,19 +48,25 @@ CREATE TABLE IF NOT EXISTS endpoint_protocols (
 """
 
 
-def _this_process() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+_OPEN_JOURNALS: set[str] = set()
+"""Owner marks of the journals open in this process (their leases are alive, not orphans)."""
 
 
 def _owner_alive(owner: str | None) -> bool:
-    """Whether the process that wrote an entry still runs (then its leases are its own)."""
-    if not owner or owner == _this_process():
+    """Whether the journal that wrote an entry is still open somewhere (its leases are live).
+
+    An owner is ``host:pid:token``. In this process, the token tells whether that journal is
+    still open; another process on this host is alive while its pid is. Entries from other
+    hosts, or without an owner, count as orphans.
+    """
+    parts = (owner or "").rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
         return False
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
+    host_pid = int(parts[1])
+    if host_pid == os.getpid():
+        return owner in _OPEN_JOURNALS
     try:
-        os.kill(int(pid), 0)
+        os.kill(host_pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -80,7 +87,8 @@ class JournalEntry:
         opened_at: when the entry was written (UTC, ISO 8601).
         closed_at: when it was closed, None while open.
         outcome: how it ended (``released``, ``ended``, ``lost``, ``recovered``, ...).
-        owner: ``host:pid`` of the process that opened it (a live owner keeps its entries).
+        owner: ``host:pid:token`` of the journal that opened it; entries of a journal still
+            open (in a live process) are never recovered.
     """
 
     id: int
@@ -116,6 +124,8 @@ class LeaseJournal:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
             os.close(fd)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        _OPEN_JOURNALS.add(self.owner)
         self._db = sqlite3.connect(self.path, isolation_level=None)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -128,7 +138,8 @@ class LeaseJournal:
         return f"LeaseJournal({self.path!r})"
 
     def close_file(self) -> None:
-        """Close the SQLite connection."""
+        """Close the SQLite connection; its open entries become orphans to recover."""
+        _OPEN_JOURNALS.discard(self.owner)
         self._db.close()
 
     def begin(self, endpoint_id: str, protocol: str, key: Secret) -> int:
@@ -136,7 +147,7 @@ class LeaseJournal:
         cursor = self._db.execute(
             "INSERT INTO leases (endpoint_id, protocol, key_fingerprint, owner) "
             "VALUES (?, ?, ?, ?)",
-            (endpoint_id, protocol, key.fingerprint, _this_process()),
+            (endpoint_id, protocol, key.fingerprint, self.owner),
         )
         entry_id = cursor.lastrowid
         assert entry_id is not None
@@ -214,16 +225,17 @@ async def recover_leases(
 ) -> list[Recovery]:
     """Cancel every job a previous process left open, with the key it was opened with.
 
-    An entry whose key is not among ``keys`` stays open (a later start with that key cancels
-    it); one without a job id (the process died while requesting) cannot be cancelled and is
-    closed as ``abandoned``: its worker ends at its idle or execution timeout. A job RunPod no
-    longer knows is closed as ``gone``.
+    Entries of a journal that is still open (another process sharing the file, or another
+    backend in this one) are left alone. An entry whose key is not among ``keys`` stays open
+    (a later start with that key cancels it); one without a job id (the process died while
+    requesting) cannot be cancelled and is closed as ``abandoned``: its worker ends at its
+    idle or execution timeout. A job RunPod no longer knows is closed as ``gone``.
     """
     by_fingerprint = {key.fingerprint: key for key in keys}
     report: list[Recovery] = []
     for entry in journal.open_entries():
         if _owner_alive(entry.owner):
-            continue  # another swarmpod process sharing this file holds it right now
+            continue  # a live swarmpod (another process, or another backend here) holds it
         if entry.job_id is None:
             journal.close(entry.id, "abandoned")
             report.append(

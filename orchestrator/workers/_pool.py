@@ -504,7 +504,6 @@ class LeasePool:
             self._probing = False
             if self._on_confirmed is not None:
                 self._on_confirmed("v2")
-        self._set_reason(lease, WaitReason.MODEL_LOADING)
         swarm = self._swarm_for(handle, None)
         capacity = await wait_until_swarm_ready(
             swarm,

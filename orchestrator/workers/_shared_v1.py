@@ -19,8 +19,10 @@ from typing import Any
 import anyio
 
 from ..runpod import Job
+from ..secrets import Secret
 from ._handle import Seat, WorkerHandle, copy_failure
 from ._idle import IdleWindow
+from ._journal import LeaseJournal
 from ._v1 import V1Protocol
 from ._waiting import Waiting, WaitingCallback, WaitReason, reason_of_status
 
@@ -45,6 +47,7 @@ class _Wake:
     handle: WorkerHandle | None = None
     failure: BaseException | None = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    entry: int | None = None
 
 
 class SharedV1Worker:
@@ -54,12 +57,26 @@ class SharedV1Worker:
         protocol: the v1 protocol with the RunPod client (and key) of this station.
         spawn: starts a background task in the owner's task group (the orchestrator's).
         idle: the endpoint's idle window: how long the worker is kept after its last user.
+        journal: journals each wake-up and its keepalive (crash-safe release), with ``key``
+            (by fingerprint) and ``endpoint_id``.
     """
 
-    def __init__(self, protocol: V1Protocol, spawn: Spawn, idle: IdleWindow | None = None) -> None:
+    def __init__(
+        self,
+        protocol: V1Protocol,
+        spawn: Spawn,
+        idle: IdleWindow | None = None,
+        *,
+        journal: LeaseJournal | None = None,
+        key: Secret | None = None,
+        endpoint_id: str = "",
+    ) -> None:
         self._protocol = protocol
         self._spawn = spawn
         self._idle = idle or IdleWindow(0.0)
+        self._journal = journal if key is not None else None
+        self._key = key
+        self._endpoint_id = endpoint_id
         self._users = 0
         self._epoch = 0
         self._closing = False
@@ -189,7 +206,15 @@ class SharedV1Worker:
         for wake in wakes:
             wake.scope.cancel()
             cancelled += await self._protocol.release(wake_job=wake.job, handle=wake.handle)
+            if self._journal is not None and wake.entry is not None:
+                expected = [j for j in (wake.handle and wake.handle.hold_job_id,) if j]
+                if all(job_id in cancelled for job_id in expected):
+                    self._journal.close(wake.entry, "released")
         return cancelled
+
+    def _journal_job(self, wake: _Wake, job_id: str | None) -> None:
+        if self._journal is not None and wake.entry is not None and job_id:
+            self._journal.attach(wake.entry, job_id)
 
     # --- the background task ----------------------------------------------------------
 
@@ -204,10 +229,14 @@ class SharedV1Worker:
 
         with wake.scope:
             try:
+                if self._journal is not None and self._key is not None:
+                    wake.entry = self._journal.begin(self._endpoint_id, "v1", self._key)
                 wake.job = await self._protocol.submit_wakeup()
+                self._journal_job(wake, wake.job.id)
                 wake.accepted.set()
                 receipt = await self._protocol.wait_until_woken(wake.job, watch=broadcast)
                 wake.handle = await self._protocol.hold(receipt)
+                self._journal_job(wake, wake.handle.hold_job_id)
             except Exception as exc:
                 wake.failure = exc
             finally:
@@ -239,3 +268,4 @@ class SharedV1Worker:
             # The old keepalive completes on its own a moment later and the worker takes the
             # new one; cancelling the old one would stop the worker.
             wake.handle.hold_job_id = renewed.hold_job_id
+            self._journal_job(wake, renewed.hold_job_id)
