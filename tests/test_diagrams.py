@@ -25,3 +25,10 @@ def test_the_readme_embeds_the_current_generation_diagram() -> None:
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert mermaid(CHARTS["generation"]) in readme
+
+
+def test_the_readme_embeds_the_current_lease_diagram() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert mermaid(CHARTS["lease"]) in readme

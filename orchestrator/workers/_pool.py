@@ -47,10 +47,11 @@ log = logging.getLogger("swarmpod.workers")
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
 SwarmFactory = Callable[[WorkerHandle, str | None], SwarmUIClient]
 
-# The first /stream long-poll is short, to see the lease leave the queue (RunPod's scaler
-# starts a worker after ~4 s); later ones are long, so a cold start costs few API calls.
+# The first /stream long-poll is short, to say early why the lease waits (RunPod's scaler starts
+# a worker after ~4 s); the next one lasts until the expected cold start is well past, so a
+# normal cold start costs two; past that, one a minute, each with a /health diagnosis.
 _FIRST_POLL_MS: Final = 8_000
-_BOOT_POLL_MS: Final = 60_000
+_LATE_POLL_MS: Final = 60_000
 _WARM_POLL_MS: Final = 300_000
 # The worker ends a lease by itself only as a safety net: after our idle window plus this.
 _WORKER_IDLE_MARGIN_S: Final = 60.0
@@ -482,7 +483,10 @@ class LeasePool:
             if polled is None:
                 continue  # poked: withdraw or shut down
             state, handle = polled
-            wait_ms = _BOOT_POLL_MS
+            late_at = lease.requested_at + self._late_after_s()
+            wait_ms = max(5_000, min(300_000, int((late_at - self._clock()) * 1000)))
+            if wait_ms <= 5_000:
+                wait_ms = _LATE_POLL_MS
             if state is not JobStatus.IN_QUEUE and lease.chart.state_id == "queued":
                 lease.chart.send("assigned")
                 self._set_reason(lease, WaitReason.BOOTING)
@@ -490,7 +494,7 @@ class LeasePool:
                 break
             # /health says why a job stays queued: once early (queued or booting?), then only
             # when it stays queued past the expected cold start (throttled? crash-looping?).
-            late = self._clock() - lease.requested_at > self._idle.cold_start_s * 1.25
+            late = self._clock() >= late_at - 0.001
             if state is JobStatus.IN_QUEUE and (not diagnosed or late):
                 diagnosed = True
                 health = await self._protocol.client.health()
@@ -528,6 +532,11 @@ class LeasePool:
         )
         self._rebalance(fresh=lease)
         return True
+
+    def _late_after_s(self) -> float:
+        """When a lease still waiting is late: well past the endpoint's expected cold start."""
+        expected = self._idle.cold_start_s
+        return max(expected * 1.25, expected + 20.0)
 
     async def _withdraw(self, lease: _Lease) -> bool:
         """Withdraw a lease no longer needed if it is still queued; True if it was."""
