@@ -59,6 +59,19 @@ async def world(
             yield World(emulator, emulator.endpoint(ENDPOINT), orch)
 
 
+def settings_for(emulator: Emulator, **overrides: Any) -> Settings:
+    """Settings for endpoint ``ENDPOINT`` of ``emulator`` with key ``KEY``, plus ``overrides``."""
+    return Settings.load(
+        env={},
+        overrides={
+            "EndpointId": ENDPOINT,
+            "RunPodBaseUrl": emulator.base_url,
+            "RunPodApiKey": KEY,
+            **overrides,
+        },
+    )
+
+
 # --- helpers for the emulator's own tests (one endpoint "ep", key "test-key") -------------
 
 

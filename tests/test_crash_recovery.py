@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from support import ENDPOINT, KEY
+from support import ENDPOINT, KEY, settings_for
 
 from orchestrator import Orchestrator, Secret, Settings
 from orchestrator.emulator import EmulatedEndpoint, Emulator, EmulatorConfig, EndpointConfig
@@ -24,18 +24,9 @@ pytestmark = pytest.mark.anyio
 V2 = EndpointConfig(protocol="v2", cold_start_s=10.0, idle_timeout_s=5.0)
 
 
-def settings_for(emulator: Emulator, state: Path, **more: Any) -> Settings:
-    return Settings.load(
-        env={},
-        overrides={
-            "EndpointId": ENDPOINT,
-            "RunPodBaseUrl": emulator.base_url,
-            "RunPodApiKey": KEY,
-            "WorkerProtocol": "v2",
-            "StateFile": str(state),
-            "PollIntervalMs": 500,
-            **more,
-        },
+def v2_settings(emulator: Emulator, state: Path, **more: Any) -> Settings:
+    return settings_for(
+        emulator, **{"WorkerProtocol": "v2", "StateFile": str(state), "PollIntervalMs": 500, **more}
     )
 
 
@@ -64,7 +55,7 @@ async def test_a_start_cancels_the_lease_a_crashed_process_left_open(tmp_path: P
         await anyio.sleep(20)
         assert endpoint.jobs[job_id].status == "IN_PROGRESS"  # the worker bills, unattended
 
-        async with Orchestrator(settings_for(emulator, state)) as orch:
+        async with Orchestrator(v2_settings(emulator, state)) as orch:
             (recovery,) = orch.recovered
             assert recovery.cancelled and recovery.entry.job_id == job_id
             assert endpoint.jobs[job_id].status == "CANCELLED"
@@ -85,7 +76,7 @@ async def test_a_lease_opened_with_another_key_is_left_for_a_start_that_has_it(
         job_id = await orphan_a_lease(emulator, journal, key=other)
         journal.close_file()
         await anyio.sleep(20)
-        async with Orchestrator(settings_for(emulator, state)) as orch:
+        async with Orchestrator(v2_settings(emulator, state)) as orch:
             (recovery,) = orch.recovered
             assert not recovery.cancelled and "not configured" in recovery.reason
             assert other not in recovery.reason
@@ -97,7 +88,7 @@ async def test_a_lease_opened_with_another_key_is_left_for_a_start_that_has_it(
 async def test_the_state_file_never_holds_the_key(tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite3"
     config = EmulatorConfig(endpoints={ENDPOINT: V2}, api_keys=(KEY,))
-    async with Emulator(config) as emulator, Orchestrator(settings_for(emulator, state)) as orch:
+    async with Emulator(config) as emulator, Orchestrator(v2_settings(emulator, state)) as orch:
         await orch.generate({"prompt": "x", "width": 64, "height": 64, "steps": 2})
     assert_no_key_in(tmp_path, state)
 
@@ -115,10 +106,10 @@ async def test_leases_of_another_live_orchestrator_on_the_same_file_are_left_alo
     config = EmulatorConfig(endpoints={ENDPOINT: V2}, api_keys=(KEY,))
     async with (
         Emulator(config) as emulator,
-        Orchestrator(settings_for(emulator, state, IdleTimeoutSec=600)) as first,
+        Orchestrator(v2_settings(emulator, state, IdleTimeoutSec=600)) as first,
     ):
         await first.generate({"prompt": "x", "width": 64, "height": 64, "steps": 2})
-        async with Orchestrator(settings_for(emulator, state)) as second:
+        async with Orchestrator(v2_settings(emulator, state)) as second:
             assert second.recovered == []
         assert first.status().warm == 1
 
@@ -129,7 +120,7 @@ async def test_a_v1_keepalive_is_journalled_and_recovered_after_a_crash(tmp_path
     config = EmulatorConfig(endpoints={ENDPOINT: v1}, api_keys=(KEY,))
     async with Emulator(config) as emulator:
         endpoint = emulator.endpoint(ENDPOINT)
-        settings = settings_for(emulator, state, WorkerProtocol="v1", IdleTimeoutSec=600)
+        settings = v2_settings(emulator, state, WorkerProtocol="v1", IdleTimeoutSec=600)
         async with Orchestrator(settings) as crashed:
             await crashed.generate({"prompt": "x", "width": 64, "height": 64, "steps": 2})
             journal = crashed._journal

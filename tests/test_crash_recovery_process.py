@@ -16,9 +16,9 @@ from typing import Any
 
 import anyio
 import pytest
-from support import ENDPOINT, KEY
+from support import ENDPOINT, KEY, settings_for
 
-from orchestrator import Orchestrator, Settings
+from orchestrator import Orchestrator
 from orchestrator.emulator import Emulator, EmulatorConfig, EndpointConfig
 from orchestrator.emulator.swarm import SwarmConfig
 from orchestrator.workers import LeaseJournal
@@ -84,16 +84,8 @@ async def test_sigkill_mid_generation_then_restart_cancels_the_open_lease(tmp_pa
         assert LeaseJournal(state).open_entries()[0].job_id == lease.id
 
         started = anyio.current_time()
-        settings = Settings.load(
-            env={},
-            overrides={
-                "EndpointId": ENDPOINT,
-                "RunPodBaseUrl": emulator.base_url,
-                "RunPodApiKey": KEY,
-                "WorkerProtocol": "v2",
-                "StateFile": str(state),
-                "PollIntervalMs": 500,
-            },
+        settings = settings_for(
+            emulator, WorkerProtocol="v2", StateFile=str(state), PollIntervalMs=500
         )
         async with Orchestrator(settings) as orch:
             took = anyio.current_time() - started

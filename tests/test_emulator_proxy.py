@@ -6,9 +6,9 @@ import re
 
 import aiohttp
 import pytest
-from support import ENDPOINT, KEY, emulated, run, until
+from support import ENDPOINT, KEY, emulated, run, settings_for, until
 
-from orchestrator import Orchestrator, Settings
+from orchestrator import Orchestrator
 from orchestrator.emulator import Emulator, EmulatorConfig, EndpointConfig
 from orchestrator.runpod import RunPodClient
 from orchestrator.secrets import Secret
@@ -39,14 +39,7 @@ async def test_the_engine_generates_through_proxy_urls_with_the_middleware() -> 
     async with Emulator(config) as emulator:
         middleware = emulator.proxy_middleware()
         async with aiohttp.ClientSession(middlewares=(middleware,)) as session:
-            settings = Settings.load(
-                env={},
-                overrides={
-                    "EndpointId": ENDPOINT,
-                    "RunPodBaseUrl": emulator.base_url,
-                    "RunPodApiKey": KEY,
-                },
-            )
+            settings = settings_for(emulator)
             async with Orchestrator(settings, session=session) as orch:
                 result = await orch.generate({"prompt": "a fox behind a proxy"}, images=1)
         (worker,) = emulator.endpoint(ENDPOINT).workers

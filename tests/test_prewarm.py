@@ -6,9 +6,9 @@ import datetime as dt
 
 import anyio
 import pytest
-from support import ENDPOINT, KEY, world
+from support import ENDPOINT, KEY, settings_for, world
 
-from orchestrator import Orchestrator, Settings
+from orchestrator import Orchestrator
 from orchestrator.emulator import Emulator, EmulatorConfig, EndpointConfig
 
 pytestmark = pytest.mark.anyio
@@ -60,16 +60,8 @@ async def test_a_prewarm_schedule_keeps_workers_during_its_hours_only() -> None:
     config = EmulatorConfig(endpoints={ENDPOINT: V2}, api_keys=(KEY,))
     async with Emulator(config) as emulator:
         began = anyio.current_time()
-        settings = Settings.load(
-            env={},
-            overrides={
-                "EndpointId": ENDPOINT,
-                "RunPodBaseUrl": emulator.base_url,
-                "RunPodApiKey": KEY,
-                "WorkerProtocol": "v2",
-                "IdleTimeoutSec": 30,
-                "Prewarm": ["Wed 08:00-08:10 2"],
-            },
+        settings = settings_for(
+            emulator, WorkerProtocol="v2", IdleTimeoutSec=30, Prewarm=["Wed 08:00-08:10 2"]
         )
 
         def wall() -> dt.datetime:
