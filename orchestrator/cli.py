@@ -17,7 +17,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -507,6 +507,30 @@ def _replay(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+async def _released_on_sigterm(
+    command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
+) -> int:
+    """Run ``command``; SIGTERM cancels it, so every worker it holds is released first."""
+    status = 143
+    async with anyio.create_task_group() as tasks:
+
+        async def run() -> None:
+            nonlocal status
+            status = await command(args)
+            tasks.cancel_scope.cancel()
+
+        async def on_sigterm() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+                async for _ in signals:
+                    console.print("[yellow]SIGTERM: releasing every worker, then exiting[/]")
+                    tasks.cancel_scope.cancel()
+                    return
+
+        tasks.start_soon(run)
+        tasks.start_soon(on_sigterm)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``swarmpod`` console script."""
     args = _parser().parse_args(argv)
@@ -520,7 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _generate_settings(args)  # refuse bad settings before anything starts
         if args.command == "emulator":
             args.emulator_config = _emulator_config(args)
-        return anyio.run(command, args)
+            return anyio.run(command, args)
+        return anyio.run(_released_on_sigterm, command, args)
     except OrchestratorError as exc:
         phase = f", phase {exc.phase}" if exc.phase else ""
         console.print(

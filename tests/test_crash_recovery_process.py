@@ -32,54 +32,59 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
     return ("asyncio", {"loop_factory": asyncio.new_event_loop})
 
 
+SLOW = SwarmConfig(seconds_per_step=5.0)  # the generation runs for 20 s: killed inside it
+ENDPOINT_CONFIG = EndpointConfig(
+    protocol="v2", cold_start_s=0.3, idle_timeout_s=60.0, queue_delay_s=0.0, swarm=SLOW
+)
+
+
+async def generate_then_signal(
+    emulator: Emulator, state: Path, out: Path, signum: signal.Signals
+) -> int:
+    """Run ``swarmpod generate`` against ``emulator``; send ``signum`` mid-generation."""
+    endpoint = emulator.endpoint(ENDPOINT)
+    env = {
+        **os.environ,
+        "RUNPOD_API_KEY": KEY,
+        "SWARMPOD_WORKER_PROTOCOL": "v2",
+        "SWARMPOD_STATE_FILE": str(state),
+        "SWARMPOD_POLL_INTERVAL_MS": "500",
+    }
+    command = [
+        *(sys.executable, "-m", "orchestrator.cli", "generate", "a fox", "--steps", "4"),
+        *("--width", "64", "--height", "64", "--endpoint-id", ENDPOINT),
+        *("--base-url", emulator.base_url, "--out", str(out)),
+    ]
+    process = subprocess.Popen(  # noqa: ASYNC220 (polled without blocking below)
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        with anyio.fail_after(30):
+            while not any(w.swarm.busy for w in endpoint.running_workers()):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        os.kill(process.pid, signum)
+        with anyio.fail_after(15):
+            while process.poll() is None:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode
+
+
+def the_lease(emulator: Emulator) -> Any:
+    endpoint = emulator.endpoint(ENDPOINT)
+    (lease,) = [job for job in endpoint.jobs.values() if job.input.get("action") == "lease"]
+    return lease
+
+
 async def test_sigkill_mid_generation_then_restart_cancels_the_open_lease(tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite3"
-    slow = SwarmConfig(seconds_per_step=5.0)  # the generation runs for 20 s: killed inside it
-    endpoint_config = EndpointConfig(
-        protocol="v2", cold_start_s=0.3, idle_timeout_s=60.0, queue_delay_s=0.0, swarm=slow
-    )
-    config = EmulatorConfig(endpoints={ENDPOINT: endpoint_config}, api_keys=(KEY,))
+    config = EmulatorConfig(endpoints={ENDPOINT: ENDPOINT_CONFIG}, api_keys=(KEY,))
     async with Emulator(config) as emulator:
         endpoint = emulator.endpoint(ENDPOINT)
-        env = {
-            **os.environ,
-            "RUNPOD_API_KEY": KEY,
-            "SWARMPOD_WORKER_PROTOCOL": "v2",
-            "SWARMPOD_STATE_FILE": str(state),
-            "SWARMPOD_POLL_INTERVAL_MS": "500",
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "generate",
-            "a fox",
-            "--steps",
-            "4",
-            "--width",
-            "64",
-            "--height",
-            "64",
-            "--endpoint-id",
-            ENDPOINT,
-            "--base-url",
-            emulator.base_url,
-            "--out",
-            str(tmp_path / "out"),
-        ]
-        process = subprocess.Popen(  # noqa: ASYNC220 (polled without blocking below)
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            with anyio.fail_after(30):
-                while not any(w.swarm.busy for w in endpoint.running_workers()):  # noqa: ASYNC110
-                    await anyio.sleep(0.05)
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        finally:
-            if process.poll() is None:
-                process.kill()
-        (lease,) = [job for job in endpoint.jobs.values() if job.input.get("action") == "lease"]
+        await generate_then_signal(emulator, state, tmp_path / "out", signal.SIGKILL)
+        lease = the_lease(emulator)
         assert lease.status == "IN_PROGRESS"  # nobody will cancel it: the process is dead
         assert LeaseJournal(state).open_entries()[0].job_id == lease.id
 
@@ -96,3 +101,15 @@ async def test_sigkill_mid_generation_then_restart_cancels_the_open_lease(tmp_pa
             while endpoint.running_workers():  # noqa: ASYNC110
                 await anyio.sleep(0.05)
         assert all(entry.stopped_at is not None for entry in endpoint.ledger)
+
+
+async def test_sigterm_mid_generation_releases_the_worker_before_the_process_exits(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state.sqlite3"
+    config = EmulatorConfig(endpoints={ENDPOINT: ENDPOINT_CONFIG}, api_keys=(KEY,))
+    async with Emulator(config) as emulator:
+        status = await generate_then_signal(emulator, state, tmp_path / "out", signal.SIGTERM)
+        assert status == 143
+        assert the_lease(emulator).status == "CANCELLED"
+        assert LeaseJournal(state).open_entries() == []
