@@ -156,6 +156,7 @@ async def test_a_queued_lease_is_withdrawn_even_while_runpod_boots_a_worker_for_
 async def test_a_worker_runs_as_many_generations_at_once_as_its_swarmui_allows() -> None:
     swarm = SwarmConfig(max_usages=2, seconds_per_step=2.0)
     async with world(v2(max_workers=3, swarm=swarm), MaxWorkers=3) as w:
+        await generate(w, 0)  # the worker is warm; its SwarmUI runs 2 generations at once
         results = []
 
         async def one(seed: int) -> None:
@@ -163,11 +164,12 @@ async def test_a_worker_runs_as_many_generations_at_once_as_its_swarmui_allows()
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(one, 1)
-            await anyio.sleep(70)  # warm with max_usages 2
             tasks.start_soon(one, 2)
-            tasks.start_soon(one, 3)
-        assert [r.cold_start for r in results].count(False) >= 1
-        assert len(leases(w.endpoint)) <= 2
+            await anyio.sleep(1)
+            assert w.orch.status().busy == 2
+        assert [r.cold_start for r in results] == [False, False]
+        assert len({r.worker_id for r in results}) == 1
+        assert len(leases(w.endpoint)) == 1
 
 
 async def test_shutdown_releases_every_worker_and_closes_the_journal() -> None:
