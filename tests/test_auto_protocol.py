@@ -76,7 +76,7 @@ async def test_the_detected_protocol_is_remembered_across_restarts(tmp_path: obj
 
 
 async def test_a_v2_endpoint_under_auto_uses_leases_and_scales_out_after_the_first() -> None:
-    slow = SwarmConfig(seconds_per_step=5.0)
+    slow = SwarmConfig(seconds_per_step=30.0)  # 2 min per generation: waiting is worse than booting
     endpoint = EndpointConfig(protocol="v2", cold_start_s=60.0, max_workers=3, swarm=slow)
     async with world(endpoint, WorkerProtocol="auto", MaxWorkers=3) as w:
         await w.orch.generate(PARAMS)

@@ -20,13 +20,16 @@ def test_auto_assumes_a_minute_until_it_measures_one() -> None:
     assert IdleWindow("auto", assumed_cold_start_s=20.0).seconds == 20.0
 
 
-def test_auto_follows_the_mean_of_the_recent_cold_starts() -> None:
+def test_auto_follows_the_longest_recent_cold_start() -> None:
     window = IdleWindow("auto", history=3)
     for seconds in (90.0, 60.0, 75.0):
         window.observe_cold_start(seconds)
+    assert window.seconds == 90.0
+    window.observe_cold_start(6.0)  # a FlashBoot revival never shrinks it; 90 s drops out
     assert window.seconds == 75.0
-    window.observe_cold_start(6.0)  # a FlashBoot revival: the oldest (90 s) drops out
-    assert window.seconds == pytest.approx((60.0 + 75.0 + 6.0) / 3)
+    for _ in range(3):
+        window.observe_cold_start(6.0)  # only revivals lately: the endpoint restarts fast
+    assert window.seconds == 6.0
 
 
 def test_auto_never_pays_more_than_twice_the_offline_best_whatever_the_gap() -> None:

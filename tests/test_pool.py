@@ -281,3 +281,34 @@ async def test_every_worker_busy_at_max_workers_says_so() -> None:
             tasks.start_soon(lambda: w.orch.generate(PARAMS, on_progress=events.append))
         reasons = [e.detail.get("waiting") for e in events]
         assert "workers_busy" in reasons
+
+
+async def test_a_request_during_a_cold_start_waits_for_that_worker_once_generations_are_quick() -> (
+    None
+):
+    async with world(v2(max_workers=3), MaxWorkers=3, IdleTimeoutSec=0) as w:
+        await generate(w, 0)  # a generation takes ~1 s: now the pool knows
+        results = []
+
+        async def one(seed: int) -> None:
+            results.append(await generate(w, seed))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(one, 1)  # a new cold start
+            await anyio.sleep(30)
+            tasks.start_soon(one, 2)  # booting a second worker would take longer than waiting
+        assert len(leases(w.endpoint)) == 2  # the first one, and one for both of these
+        assert [r.cold_start for r in results] == [True, False]
+
+
+async def test_of_several_idle_workers_only_the_last_used_keeps_the_whole_window() -> None:
+    slow = SwarmConfig(seconds_per_step=2.0)  # 8 s per generation
+    async with world(v2(max_workers=3, swarm=slow), MaxWorkers=3, IdleTimeoutSec=120) as w:
+        async with anyio.create_task_group() as tasks:
+            for seed in range(3):
+                tasks.start_soon(generate, w, seed)
+        assert w.orch.status().warm == 3
+        await anyio.sleep(30)  # beyond 2 x 8 s: the two surplus workers were let go
+        assert w.orch.status().warm == 1
+        await anyio.sleep(100)
+        assert w.endpoint.running_workers() == []

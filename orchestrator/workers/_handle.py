@@ -71,6 +71,7 @@ class Seat:
         session_id: a SwarmUI session already open on the worker, if any.
         checked: the worker's SwarmUI was checked ready (sessions, backends) already.
         token: the holder's private reference (which lease or wake-up it came from).
+        taken_at: loop time at which the seat was taken.
     """
 
     handle: WorkerHandle
@@ -81,6 +82,7 @@ class Seat:
     session_id: str | None = None
     checked: bool = False
     token: object = None
+    taken_at: float = 0.0
 
 
 def copy_failure(failure: BaseException | None) -> BaseException:

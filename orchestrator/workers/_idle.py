@@ -5,6 +5,10 @@ A warm worker costs its idle seconds; releasing it costs the next request a cold
 ski-rental break-even. Whatever the gap ``g`` before the next request, the idle-plus-cold-start
 GPU-seconds paid are then at most twice the best possible, ``min(g, cold start)``
 (:meth:`IdleWindow.cost_of_gap`).
+
+The measured cold start is the longest of the recent starts: a FlashBoot revival (seconds
+instead of a minute) is luck RunPod does not promise, and letting revivals shrink the window
+would trade every next request's latency for a restart that may well be cold.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ class IdleWindow:
     >>> window = IdleWindow("auto")
     >>> window.seconds  # nothing measured yet
     60.0
-    >>> window.observe_cold_start(80.0); window.observe_cold_start(70.0)
-    >>> window.seconds  # the mean of the recent cold starts
-    75.0
+    >>> window.observe_cold_start(80.0); window.observe_cold_start(6.0)
+    >>> window.seconds  # the longest recent start (the 6 s one was a FlashBoot revival)
+    80.0
     >>> IdleWindow(30.0).seconds
     30.0
 
@@ -59,8 +63,8 @@ class IdleWindow:
 
     @property
     def cold_start_s(self) -> float:
-        """The endpoint's expected cold start: the mean of the recent ones, or the assumption."""
-        return sum(self._recent) / len(self._recent) if self._recent else self._assumed
+        """The endpoint's cold start: the longest of the recent starts, or the assumption."""
+        return max(self._recent) if self._recent else self._assumed
 
     @property
     def seconds(self) -> float:

@@ -30,13 +30,14 @@ import anyio
 from statecharts import LeaseChart
 
 from ..errors import OrchestratorError, ProtocolMismatchError
-from ..runpod import Job, JobStatus
+from ..runpod import Health, Job, JobStatus
 from ..secrets import Secret
 from ..swarmui import SwarmUIClient
 from ._handle import Seat, WorkerHandle, copy_failure
 from ._idle import IdleWindow
 from ._journal import LeaseJournal
 from ._readiness import wait_until_swarm_ready
+from ._scaling import new_leases_needed
 from ._v2 import LeaseTerms, V2Protocol
 from ._waiting import Waiting, WaitingCallback, WaitReason, diagnose_queue
 
@@ -47,10 +48,11 @@ log = logging.getLogger("swarmpod.workers")
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], object]
 SwarmFactory = Callable[[WorkerHandle, str | None], SwarmUIClient]
 
-# The first /stream long-poll is short, to say early why the lease waits (RunPod's scaler starts
-# a worker after ~4 s); the next one lasts until the expected cold start is well past, so a
-# normal cold start costs two; past that, one a minute, each with a /health diagnosis.
-_FIRST_POLL_MS: Final = 8_000
+# A lease still queued this long after its request gets a /health diagnosis (RunPod's scaler
+# starts a worker after ~4 s: booting, throttled or crash-looping?); one /health answer serves
+# every lease of the pool for a few seconds.
+_EARLY_DIAGNOSIS_S: Final = 8.0
+_HEALTH_MAX_AGE_S: Final = 5.0
 _LATE_POLL_MS: Final = 60_000
 _WARM_POLL_MS: Final = 300_000
 # The worker ends a lease by itself only as a safety net: after our idle window plus this.
@@ -58,6 +60,8 @@ _WORKER_IDLE_MARGIN_S: Final = 60.0
 # A lease is retired this long (plus the generation timeout) before its max_lease_seconds.
 _RECYCLE_MARGIN_S: Final = 120.0
 _DEFAULT_MAX_LEASE_S: Final = 3600.0
+# A free worker idling beside a more recently used one is kept at least this long.
+_SURPLUS_IDLE_MIN_S: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class _Lease:
     ended_by_worker: bool = False
     reason: WaitReason = WaitReason.REQUESTING
     cancelled: bool = False
+    seats_taken_at: list[float] = field(default_factory=list)
     changed: anyio.Event = field(default_factory=anyio.Event)
 
     def poke(self) -> None:
@@ -206,6 +211,8 @@ class LeasePool:
         self._mismatch: ProtocolMismatchError | None = None
         self._all_ended = anyio.Event()
         self._all_ended.set()
+        self._generation_s: deque[float] = deque(maxlen=20)
+        self._health: tuple[float, Health, WaitReason] | None = None
 
     def __repr__(self) -> str:
         status = self.status()
@@ -268,6 +275,10 @@ class LeasePool:
         lease = seat.token
         assert isinstance(lease, _Lease), "a seat from this pool"
         lease.busy -= 1
+        if seat.taken_at in lease.seats_taken_at:
+            lease.seats_taken_at.remove(seat.taken_at)
+        if not broken:
+            self._generation_s.append(self._clock() - seat.taken_at)
         if broken and not lease.retiring:
             lease.retiring = True
             log.warning(
@@ -279,7 +290,7 @@ class LeasePool:
             lease.idle_since = self._clock()
             if lease.chart.state_id == "busy":
                 lease.chart.send("free")
-        lease.poke()
+        self._poke_all()
         self._rebalance()
 
     # --- prewarm and shutdown ---------------------------------------------------------------
@@ -347,6 +358,8 @@ class LeasePool:
         if lease.chart.state_id == "idle":
             lease.chart.send("take")
         job_ids = (lease.job.id,) if cold and lease.job is not None else ()
+        taken_at = self._clock()
+        lease.seats_taken_at.append(taken_at)
         return Seat(
             handle=lease.handle,
             cold=cold,
@@ -356,6 +369,7 @@ class LeasePool:
             session_id=lease.session_id,
             checked=True,
             token=lease,
+            taken_at=taken_at,
         )
 
     def _rebalance(self, *, fresh: _Lease | None = None) -> None:
@@ -377,12 +391,21 @@ class LeasePool:
         pending = [lease for lease in live if lease.pending and not lease.withdrawing]
         ready = [lease for lease in live if lease.ready and lease.chart.state_id != "draining"]
         usable_ready = [lease for lease in ready if not lease.retiring]
-        needed = math.ceil(len(self._waiters) / self._capacity_estimate)
-        needed = max(needed, self._floor - len(usable_ready))
+        new = max(
+            new_leases_needed(
+                now=self._clock(),
+                waiting=len(self._waiters),
+                seats_free_at=self._seats_free_at(usable_ready, pending),
+                cold_start_s=self._idle.cold_start_s,
+                generation_s=self.generation_s,
+            ),
+            self._floor - len(usable_ready) - len(pending),
+        )
         room = (1 if self._probing else self._max_workers) - len(live)
-        for _ in range(max(0, min(needed - len(pending), room))):
+        for _ in range(max(0, min(new, room))):
             self._start_lease(hold_s=0.0, for_floor=self._floor > 0)
-        surplus = len(pending) - needed
+        needed = math.ceil(len(self._waiters) / self._capacity_estimate)
+        surplus = len(pending) - max(needed, self._floor - len(usable_ready))
         queued = [lease for lease in pending if lease.chart.state_id in ("requested", "queued")]
         for lease in reversed(queued):
             if surplus <= 0:
@@ -391,6 +414,48 @@ class LeasePool:
             lease.poke()
             surplus -= 1
         self._tell_waiters()
+
+    @property
+    def generation_s(self) -> float | None:
+        """How long a generation holds its seat, on average lately (None before the first)."""
+        if not self._generation_s:
+            return None
+        return sum(self._generation_s) / len(self._generation_s)
+
+    def _seats_free_at(self, ready: list[_Lease], pending: list[_Lease]) -> list[float]:
+        """When each seat held or coming is expected free: now, at a generation's expected
+        end, or at a booting lease's expected ready time."""
+        now, generation = self._clock(), self.generation_s
+        times: list[float] = []
+        for lease in ready:
+            times += [now] * lease.free
+            for taken_at in lease.seats_taken_at:
+                times.append(math.inf if generation is None else max(now, taken_at + generation))
+        expected_ready = self._idle.cold_start_s
+        for lease in pending:
+            times += [max(now, lease.requested_at + expected_ready)] * self._capacity_estimate
+        return times
+
+    def _poke_all(self) -> None:
+        for lease in self._leases:
+            lease.poke()
+
+    def _idle_window_of(self, lease: _Lease) -> float:
+        """The idle window of a free worker: the whole window for the most recently used one;
+        a shorter one for others that idle beside it (a second idle worker only pays off when
+        two generations overlap, and the batch's end should not leave every worker idling)."""
+        window = self._idle.seconds
+        idle = [
+            other
+            for other in self._leases
+            if other.ready and other.live and other.busy == 0 and not other.retiring
+        ]
+        keeper = max(idle, key=lambda other: (other.idle_since, other.number), default=None)
+        if keeper is None or keeper is lease:
+            return window
+        generation = self.generation_s
+        surplus = window if generation is None else max(2 * generation, _SURPLUS_IDLE_MIN_S)
+        return min(window, surplus)
 
     def _waiting(self) -> Waiting:
         pending = [lease for lease in self._leases if lease.pending and not lease.withdrawing]
@@ -471,35 +536,10 @@ class LeasePool:
         lease.chart.send("submitted")
         self._set_reason(lease, WaitReason.QUEUED)
         log.info("[RunPodServerless] %s requested on %s", lease.label, self._endpoint_id)
-        wait_ms = _FIRST_POLL_MS
-        unhealthy = 0
-        diagnosed = False
-        while True:
-            if (self._closing or lease.withdrawing) and await self._withdraw(lease):
-                return False
-            polled = await self._interruptible(
-                lease, functools.partial(self._protocol.poll_lease, job.id, wait_ms=wait_ms)
-            )
-            if polled is None:
-                continue  # poked: withdraw or shut down
-            state, handle = polled
-            late_at = lease.requested_at + self._late_after_s()
-            wait_ms = max(5_000, min(300_000, int((late_at - self._clock()) * 1000)))
-            if wait_ms <= 5_000:
-                wait_ms = _LATE_POLL_MS
-            if state is not JobStatus.IN_QUEUE and lease.chart.state_id == "queued":
-                lease.chart.send("assigned")
-                self._set_reason(lease, WaitReason.BOOTING)
-            if handle is not None:
-                break
-            # /health says why a job stays queued: once early (queued or booting?), then only
-            # when it stays queued past the expected cold start (throttled? crash-looping?).
-            late = self._clock() >= late_at - 0.001
-            if state is JobStatus.IN_QUEUE and (not diagnosed or late):
-                diagnosed = True
-                health = await self._protocol.client.health()
-                self._set_reason(lease, diagnose_queue(health, unhealthy_before=unhealthy))
-                unhealthy = health.workers.unhealthy
+        self._spawn(functools.partial(self._diagnose_early, lease))
+        handle = await self._await_lease(lease, job)
+        if handle is None:
+            return False
         if lease.chart.state_id == "queued":
             lease.chart.send("assigned")
         lease.handle = handle
@@ -530,8 +570,55 @@ class LeasePool:
             now - lease.requested_at,
             capacity,
         )
+        self._poke_all()
         self._rebalance(fresh=lease)
         return True
+
+    async def _await_lease(self, lease: _Lease, job: Job) -> WorkerHandle | None:
+        """Long-poll the lease job's stream until the lease; None when it was withdrawn.
+
+        The long-poll lasts until the lease is late (well past the expected cold start), so a
+        normal cold start costs one; after that one a minute, each with a ``/health`` check
+        that says why it still waits (throttled? crash-looping?).
+        """
+        late_at = lease.requested_at + self._late_after_s()
+        while True:
+            if (self._closing or lease.withdrawing) and await self._withdraw(lease):
+                return None
+            wait_s = late_at - self._clock()
+            wait_ms = int(wait_s * 1000) if wait_s > 5 else _LATE_POLL_MS
+            poll = functools.partial(
+                self._protocol.poll_lease, job.id, wait_ms=min(wait_ms, 300_000)
+            )
+            polled = await self._interruptible(lease, poll)
+            if polled is None:
+                continue  # poked: withdraw or shut down
+            state, handle = polled
+            if state is not JobStatus.IN_QUEUE and lease.chart.state_id == "queued":
+                lease.chart.send("assigned")
+                self._set_reason(lease, WaitReason.BOOTING)
+            if handle is not None:
+                return handle
+            if state is JobStatus.IN_QUEUE and self._clock() >= late_at - 0.001:
+                self._set_reason(lease, await self._diagnose())
+
+    async def _diagnose_early(self, lease: _Lease) -> None:
+        """A few seconds in, say whether the lease waits for a booting worker or for more."""
+        await anyio.sleep(_EARLY_DIAGNOSIS_S)
+        if lease.chart.state_id == "queued" and not lease.withdrawing and not self._closing:
+            try:
+                self._set_reason(lease, await self._diagnose())
+            except OrchestratorError as exc:
+                log.info("[RunPodServerless] /health for %s: %s", lease.label, exc)
+
+    async def _diagnose(self) -> WaitReason:
+        """Why jobs stay queued on this endpoint (one ``/health`` shared by every lease)."""
+        now = self._clock()
+        if self._health is None or now - self._health[0] > _HEALTH_MAX_AGE_S:
+            before = self._health[1].workers.unhealthy if self._health else 0
+            health = await self._protocol.client.health()
+            self._health = (now, health, diagnose_queue(health, unhealthy_before=before))
+        return self._health[2]
 
     def _late_after_s(self) -> float:
         """When a lease still waiting is late: well past the endpoint's expected cold start."""
@@ -583,7 +670,7 @@ class LeasePool:
                 lease.retiring = True
             deadline = math.inf
             if lease.busy == 0:
-                release_at = max(lease.idle_since + self._idle.seconds, lease.keep_until)
+                release_at = max(lease.idle_since + self._idle_window_of(lease), lease.keep_until)
                 if self._floor_keeps(lease):
                     release_at = math.inf
                 if lease.retiring or self._closing or now >= release_at:
@@ -677,6 +764,7 @@ class LeasePool:
                     lease.label,
                 )
         self._leases.remove(lease)
+        self._poke_all()
         if not any(other.live for other in self._leases):
             self._all_ended.set()
         self._rebalance()
