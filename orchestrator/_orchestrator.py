@@ -17,7 +17,7 @@ from ._progress import ProgressCallback
 from ._result import GenerationResult
 from ._retry import RetryPolicy
 from ._state import default_state_file
-from .engine import GenerationRequest, GenerationRun
+from .engine import ChartStock, GenerationRequest, GenerationRun
 from .errors import SettingsError
 from .keys import KeyProvider, resolve_runpod_key
 from .runpod import RunPodClient
@@ -135,6 +135,7 @@ class Orchestrator:
         self._journal: LeaseJournal | None = None
         self._budget: GpuBudget | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
+        self._charts = ChartStock()
 
     async def __aenter__(self) -> Self:
         if self._session is None:
@@ -157,6 +158,7 @@ class Orchestrator:
             await self.recover([self.settings.runpod_api_key])
         if self.schedule.rules:
             self._tasks.start_soon(self._follow_schedule)
+        self._charts.refill()
         return self
 
     async def __aexit__(
@@ -240,11 +242,13 @@ class Orchestrator:
             poll_interval=self.settings.poll_interval,
             transport=self.settings.transport,
             on_progress=on_progress,
+            charts=self._charts,
         )
         try:
             result = await run.run()
         finally:
             self._charge(user, run)
+            self._charts.refill()
         return result
 
     async def prewarm(

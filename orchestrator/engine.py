@@ -35,6 +35,7 @@ from .swarmui import (
     GenerationEvent,
     ImageReady,
     Progress,
+    RequestSent,
     StatusUpdate,
     SwarmUIClient,
     clean_param_id,
@@ -49,7 +50,7 @@ from .workers import (
     wait_until_swarm_ready,
 )
 
-__all__ = ["GenerationRequest", "GenerationRun", "expected_image_size"]
+__all__ = ["ChartStock", "GenerationRequest", "GenerationRun", "expected_image_size"]
 
 log = logging.getLogger("swarmpod.engine")
 
@@ -102,6 +103,42 @@ def expected_image_size(params: Mapping[str, Any]) -> tuple[int, int] | None:
     return None
 
 
+class ChartStock:
+    """Generation charts built ahead, so building one is not on a request's path.
+
+    A python-statemachine chart with its recorder takes about a millisecond to build, more than
+    the rest of forwarding a warm generation; the orchestrator takes a ready one per
+    generation and builds the next when a generation ends.
+
+    >>> stock = ChartStock(lambda: 0.0)
+    >>> chart, recorder = stock.take()
+    >>> chart.state_id, recorder.path
+    ('idle', ['Idle'])
+    """
+
+    def __init__(self, clock: Callable[[], float] = anyio.current_time) -> None:
+        self._clock = clock
+        self._ready: list[tuple[GenerationChart, PathRecorder]] = []
+
+    def take(self) -> tuple[GenerationChart, PathRecorder]:
+        """A fresh chart (state Idle, entered now) with its path recorder."""
+        if not self._ready:
+            return self._build()
+        chart, recorder = self._ready.pop()
+        for visit in recorder.visits:  # Idle, entered when built: it starts now
+            visit.entered_at = self._clock()
+        return chart, recorder
+
+    def refill(self) -> None:
+        """Build one chart ahead if none is ready."""
+        if not self._ready:
+            self._ready.append(self._build())
+
+    def _build(self) -> tuple[GenerationChart, PathRecorder]:
+        recorder = PathRecorder(self._clock)
+        return GenerationChart(listeners=[recorder]), recorder
+
+
 class GenerationRun:
     """One generation, from admission to release; ``await run()`` once.
 
@@ -117,6 +154,7 @@ class GenerationRun:
         transport: ``"ws"`` (progress) or ``"http"`` for the SwarmUI generation.
         on_progress: called with each :class:`ProgressEvent`.
         clock: the loop clock (``anyio.current_time``); injectable for tests.
+        charts: where the chart comes from (built ahead); a new one is built if None.
     """
 
     def __init__(
@@ -131,6 +169,7 @@ class GenerationRun:
         transport: str = "ws",
         on_progress: ProgressCallback | None = None,
         clock: Callable[[], float] = anyio.current_time,
+        charts: ChartStock | None = None,
     ) -> None:
         self.request = request
         self._connect = connect
@@ -145,8 +184,7 @@ class GenerationRun:
         self._transport = "http" if transport == "http" else "ws"
         self._on_progress = on_progress
         self._clock = clock
-        self.recorder = PathRecorder(clock)
-        self.chart = GenerationChart(listeners=[self.recorder])
+        self.chart, self.recorder = (charts or ChartStock(clock)).take()
         self._submitted_at = clock()
         self._admitted_at: float | None = None
         self._wake_job: Job | None = None
@@ -371,6 +409,13 @@ class GenerationRun:
             )
         elif isinstance(event, StatusUpdate) and event.loading_models:
             self._report(Stage.GENERATING, "the worker is loading the model", percent=None)
+        elif isinstance(event, RequestSent):
+            self._report(
+                Stage.GENERATING,
+                "forwarded to the worker's SwarmUI",
+                percent=0.0,
+                forwarded=event.transport,
+            )
         elif isinstance(event, ImageReady):
             self._report(
                 Stage.GENERATING,

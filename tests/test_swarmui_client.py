@@ -28,6 +28,7 @@ from orchestrator.swarmui import (
     GenerationEvent,
     ImageReady,
     Progress,
+    RequestSent,
     StatusUpdate,
     SwarmUIClient,
 )
@@ -219,7 +220,8 @@ async def test_ws_progress_events_are_monotone_and_images_are_announced() -> Non
     assert all(0.0 <= event.current <= 1.0 for event in progress)
     assert all(event.preview and event.preview[:2] == b"\xff\xd8" for event in progress)
     assert [event.batch_index for event in events if isinstance(event, ImageReady)] == [0, 1]
-    assert isinstance(events[0], StatusUpdate)
+    assert events[0] == RequestSent("ws")  # announced once the request is written
+    assert isinstance(events[1], StatusUpdate)
 
 
 async def test_ws_status_updates_report_a_model_load() -> None:

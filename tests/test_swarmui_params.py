@@ -111,7 +111,7 @@ def test_the_docstring_examples_hold() -> None:
 def test_the_public_api_is_exactly_the_intended_names() -> None:
     assert set(orchestrator.swarmui.__all__) == {
         "BackendInfo", "GeneratedImage", "GenerationEvent", "ImageReady", "ModelListing",
-        "Progress", "SessionInfo", "StatusUpdate", "SwarmUIClient", "clean_param_id",
+        "RequestSent", "Progress", "SessionInfo", "StatusUpdate", "SwarmUIClient", "clean_param_id",
         "decode_data_url", "decode_image", "serialize_params",
     }  # fmt: skip
     for name in orchestrator.swarmui.__all__:

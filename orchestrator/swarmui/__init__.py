@@ -14,6 +14,7 @@ from ._models import GenerationEvent as GenerationEvent
 from ._models import ImageReady as ImageReady
 from ._models import ModelListing as ModelListing
 from ._models import Progress as Progress
+from ._models import RequestSent as RequestSent
 from ._models import SessionInfo as SessionInfo
 from ._models import StatusUpdate as StatusUpdate
 from ._params import clean_param_id as clean_param_id
@@ -26,6 +27,7 @@ __all__ = [
     "ImageReady",
     "ModelListing",
     "Progress",
+    "RequestSent",
     "SessionInfo",
     "StatusUpdate",
     "SwarmUIClient",

@@ -38,6 +38,7 @@ from ._models import (
     ImageReady,
     ModelListing,
     Progress,
+    RequestSent,
     SessionInfo,
     StatusUpdate,
 )
@@ -432,6 +433,8 @@ class SwarmUIClient:
                 if transport == "ws":
                     found = await self._generate_ws(request, on_event, expected_size)
                 else:
+                    if on_event is not None:
+                        on_event(RequestSent("http"))
                     found = await self._generate_http(request, expected_size)
             except anyio.get_cancelled_exc_class():
                 await self._interrupt_after_cancel()
@@ -578,6 +581,8 @@ class SwarmUIClient:
         ws = await self._connect_ws()
         try:
             await ws.send_json({**request.body, "session_id": session_id})
+            if on_event is not None:
+                on_event(RequestSent("ws"))
             return await self._read_ws(ws, request, on_event, expected_size)
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise TransportError(f"The WebSocket to SwarmUI at {self._base} failed: {exc}") from exc

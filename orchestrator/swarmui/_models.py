@@ -240,5 +240,17 @@ class ImageReady:
     batch_index: int
 
 
-GenerationEvent = Progress | StatusUpdate | ImageReady
+@dataclass(frozen=True, slots=True)
+class RequestSent:
+    """The generation request went out to SwarmUI (WS: its first message was written; HTTP:
+    the POST is being sent).
+
+    Attributes:
+        transport: ``"ws"`` or ``"http"``.
+    """
+
+    transport: str
+
+
+GenerationEvent = Progress | StatusUpdate | ImageReady | RequestSent
 """What ``SwarmUIClient.generate`` reports to its ``on_event`` callback."""
