@@ -360,7 +360,10 @@ async def test_the_engine_generates_through_a_v1_worker_on_the_official_loop() -
         assert len(result.images) == 2
         assert result.cold_start
         assert result.worker_id == hosted.workers[0].id
-        assert sorted(actions) == ["keepalive", "wakeup"]
+        # WorkerProtocol auto: one lease probe, refused by the v1 handler, then v1 on that worker
+        assert sorted(actions) == ["keepalive", "lease", "wakeup"]
+        assert len(hosted.workers) == 1
+        assert orch.protocol == "v1"
         keepalive = next(j for j in hosted.jobs.values() if j.input.get("action") == "keepalive")
         assert keepalive.status == "CANCELLED"  # the release: the worker process is stopped
         await until(lambda: not hosted.running_workers())
