@@ -72,3 +72,7 @@ def main() -> None:
             f"{virtual / wall:>11.0f}x"
         )
     print(f"CPU ratio ws/http: {medians['ws'] / medians['http']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
