@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -18,7 +19,7 @@ from ._result import GenerationResult
 from ._retry import RetryPolicy
 from ._state import default_state_file
 from .engine import ChartStock, GenerationRequest, GenerationRun
-from .errors import SettingsError
+from .errors import Phase, SettingsError, TransportError, WorkerNotReadyError
 from .keys import KeyProvider, resolve_runpod_key
 from .runpod import RunPodClient
 from .secrets import Secret
@@ -41,6 +42,7 @@ from .workers import (
     V2Protocol,
     WorkerHandle,
     recover_leases,
+    wait_until_swarm_ready,
 )
 
 __all__ = ["Orchestrator", "OrchestratorStatus"]
@@ -282,6 +284,55 @@ class Orchestrator:
 
         self._tasks.start_soon(wake_and_give_back)
         return 1
+
+    @contextlib.asynccontextmanager
+    async def hold_worker(self, *, user: str | None = None) -> AsyncIterator[SwarmUIClient]:
+        """Hold a worker (warm, or woken now) and talk to its SwarmUI directly, then give it back.
+
+        For work that is not a generation, such as model discovery. The worker is given back
+        when the block ends, on every path (it then stays warm for the idle window).
+
+        >>> async with orch.hold_worker() as swarm:                      # doctest: +SKIP
+        ...     listing = await swarm.list_models(depth=999, data_images=True)
+
+        Raises:
+            WorkerNotReadyError: no worker was ready within StartupTimeoutSec.
+            MissingApiKeyError: neither the backend nor ``user`` has a RunPod key.
+        """
+        if self._session is None:
+            raise RuntimeError("use 'async with Orchestrator(...)' before hold_worker()")
+        session = self._session
+        key = await resolve_runpod_key(self.settings.runpod_api_key, user, self._keys)
+        station = self._station_for(session, key)
+        timeouts = self.settings.timeouts
+        seat = station.try_take()
+        if seat is None:
+            with anyio.move_on_after(timeouts.startup):
+                seat = await station.acquire(lambda waiting: None)
+            if seat is None:
+                raise WorkerNotReadyError(timeouts.startup, phase=Phase.POLLING)
+        broken = False
+        try:
+            swarm = SwarmUIClient(
+                session,
+                seat.handle.public_url,
+                authorization=seat.handle.authorization,
+                session_id=seat.session_id,
+                request_timeout=timeouts.request,
+                worker_id=seat.handle.worker_id,
+            )
+            if not seat.checked:
+                with anyio.fail_after(timeouts.startup):
+                    await wait_until_swarm_ready(
+                        swarm, poll_interval=self.settings.poll_interval, on_loading=lambda: None
+                    )
+            yield swarm
+        except TransportError:
+            broken = True
+            raise
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(timeouts.release):
+                await station.give_back(seat, broken=broken)
 
     async def recover(self, keys: Iterable[Secret]) -> list[Recovery]:
         """Cancel leases a previous process left open with any of ``keys``; returns the report.

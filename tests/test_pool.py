@@ -312,3 +312,16 @@ async def test_of_several_idle_workers_only_the_last_used_keeps_the_whole_window
         assert w.orch.status().warm == 1
         await anyio.sleep(100)
         assert w.endpoint.running_workers() == []
+
+
+async def test_hold_worker_gives_a_ready_swarmui_and_gives_the_worker_back() -> None:
+    async with world(v2(), IdleTimeoutSec=30) as w:
+        async with w.orch.hold_worker() as swarm:
+            listing = await swarm.list_models(depth=999)
+            assert listing.names
+            assert w.orch.status().busy == 1
+        assert w.orch.status().busy == 0 and w.orch.status().warm == 1
+        warm = await generate(w, 1)
+        assert warm.cold_start is False
+        await anyio.sleep(32)
+        assert w.endpoint.running_workers() == []
