@@ -46,6 +46,8 @@ class EmulatedJob:
         sync: whether it came from ``/runsync`` (shorter result retention).
         retries: how many times ``/retry`` requeued it.
         progress: the last progress update while IN_PROGRESS (shown as ``output``).
+        key_fingerprint: which API key submitted it (``Secret.fingerprint`` form), so tests
+            can tell whose key a job was paid with; never the key itself.
     """
 
     id: str
@@ -62,6 +64,7 @@ class EmulatedJob:
     stream: list[Any] = field(default_factory=list, repr=False)
     stream_cursor: int = 0
     sync: bool = False
+    key_fingerprint: str | None = None
     retries: int = 0
     progress: Any = field(default=None, repr=False)
 

@@ -17,6 +17,8 @@ import anyio
 import msgspec
 from aiohttp import web
 
+from orchestrator.secrets import Secret
+
 from ._endpoint import EmulatedEndpoint
 from ._faults import DropConnection, HttpFault, Latency, MalformedBody
 from ._jobs import EmulatedJob
@@ -172,6 +174,7 @@ async def _run(request: web.Request, endpoint: EmulatedEndpoint) -> web.Response
     if isinstance(parsed, web.Response):
         return parsed
     job = endpoint.submit(*parsed, sync=False)
+    job.key_fingerprint = Secret(_key_of(request)).fingerprint
     return web.json_response({"id": job.id, "status": job.status})
 
 
@@ -185,6 +188,7 @@ async def _runsync(request: web.Request, endpoint: EmulatedEndpoint) -> web.Resp
     if isinstance(parsed, web.Response):
         return parsed
     job = endpoint.submit(*parsed, sync=True)
+    job.key_fingerprint = Secret(_key_of(request)).fingerprint
     await endpoint.wait_terminal(job, min(max(wait_ms, low), high) / 1000)
     return web.json_response(job.to_api(_now()))
 
