@@ -30,6 +30,7 @@ from rich.table import Table
 from ._orchestrator import Orchestrator
 from ._progress import ProgressEvent, Stage
 from ._result import GenerationResult
+from .accounts._cli import add_account_commands, run_account_command
 from .emulator import Emulator, EmulatorConfig, EndpointConfig
 from .emulator.swarm import SwarmConfig
 from .errors import OrchestratorError, SettingsError
@@ -43,6 +44,7 @@ from .replay import (
     run_scenario_blocking,
 )
 from .secrets import Secret
+from .service import ServiceConfig, SwarmpodService
 from .settings import Settings
 
 __all__ = ["main"]
@@ -130,6 +132,19 @@ def _parser() -> argparse.ArgumentParser:
         "every FILE as a cassette",
     )
     replay.add_argument("-q", "--quiet", action="store_true", help="print only the verdicts")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the seed's routes and a SwarmUI-compatible API (Swarm-API-Backend)",
+        description="Serve RunPod backends to SwarmUI: the seed extension's GetStatus and "
+        "RefreshModels, per-user keys, and the routes a SwarmUI Swarm-API-Backend calls. "
+        "Backends come from [backends.<name>] tables of the --config file.",
+    )
+    serve.add_argument("--config", type=Path, help="TOML file: [service] and [backends.<name>]")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 7801)")
+
+    add_account_commands(commands)
 
     emu = commands.add_parser("emulator", help="serve the RunPod + SwarmUI emulator on a port")
     emu.add_argument("--host", default="127.0.0.1")
@@ -507,6 +522,20 @@ def _replay(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+async def _serve(args: argparse.Namespace) -> int:
+    """Run the service until SIGINT or SIGTERM; every worker is released on the way out."""
+    config: ServiceConfig = args.service_config
+    async with SwarmpodService(config) as service:
+        names = ", ".join(f"{b.id}: {b.name} ({b.endpoint_id})" for b in service.backends)
+        console.print(f"swarmpod serves {service.url}  backends: {escape(names or 'none')}")
+        console.print(
+            f"add it to SwarmUI as a Swarm-API-Backend: Address {service.url}, "
+            "AuthorizationHeader 'Bearer <token>' (swarmpod users token NAME)"
+        )
+        await anyio.sleep_forever()
+    return 0
+
+
 async def _released_on_sigterm(
     command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
 ) -> int:
@@ -539,6 +568,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "replay":
             return _replay(args)  # each scenario runs on its own virtual-time loop
+        if args.command == "users":
+            return run_account_command(args)
+        if args.command == "serve":
+            args.service_config = ServiceConfig.load(args.config, host=args.host, port=args.port)
+            return anyio.run(_released_on_sigterm, _serve, args)
         command = {"generate": _generate, "demo": _demo, "emulator": _emulator}[args.command]
         if args.command == "generate":
             _generate_settings(args)  # refuse bad settings before anything starts

@@ -1,0 +1,180 @@
+"""The running service: accounts, models, one orchestrator per backend, the HTTP server."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import itertools
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+import anyio
+import anyio.abc
+from aiohttp import web
+
+from .._orchestrator import Orchestrator
+from ..accounts import Accounts, User
+from ..errors import OrchestratorError
+from ..models import ModelRegistry
+from ._backends import Backend
+from ._config import ServiceConfig
+from ._envelope import ApiFailure
+from ._pipeline import handle_api
+from ._routes import ROUTES, SEED_ROUTES
+from ._sessions import SessionStore
+
+__all__ = ["SwarmpodService"]
+
+log = logging.getLogger("swarmpod.service")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("swarmpod")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
+
+class SwarmpodService:
+    """``swarmpod serve``: the seed's routes and a SwarmUI-compatible API over the engine.
+
+    >>> async def main(config: ServiceConfig) -> None:                   # doctest: +SKIP
+    ...     async with SwarmpodService(config) as service:
+    ...         print("listening on", service.url)
+    ...         await anyio.sleep_forever()
+
+    On entry it opens the accounts (refusing a wrong master key), the model registry and one
+    orchestrator per backend (each cancels leases a crashed run left open), starts model
+    discovery for backends with ``AutoRefresh`` and a backend key, then listens. On exit it
+    stops listening and releases every worker.
+
+    Args:
+        config: what to serve.
+        session: the HTTP session the orchestrators use (tests route proxy URLs with it).
+        env: the environment for the master key (default ``os.environ``).
+    """
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.sessions = SessionStore()
+        self.server_id = str(uuid.uuid4())
+        self.version = f"swarmpod-{_version()}"
+        self.backends: list[Backend] = []
+        self._session = session
+        self._env = os.environ if env is None else env
+        self._accounts: Accounts | None = None
+        self._registry: ModelRegistry | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._runner: web.AppRunner | None = None
+        self._requests = itertools.count(1)
+        self.url = ""
+
+    def __repr__(self) -> str:
+        return f"SwarmpodService(url={self.url!r}, backends={[b.name for b in self.backends]})"
+
+    @property
+    def accounts(self) -> Accounts:
+        """The accounts (users, roles, tokens, keys)."""
+        assert self._accounts is not None, "use 'async with SwarmpodService(...)'"
+        return self._accounts
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """The persisted model catalogs."""
+        assert self._registry is not None, "use 'async with SwarmpodService(...)'"
+        return self._registry
+
+    def authenticate(self, authorization: str | None) -> User | None:
+        """The user whose token the ``Authorization: Bearer`` header carries, if any."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        return self.accounts.authenticate(authorization.removeprefix("Bearer ").strip())
+
+    def next_request_id(self) -> int:
+        """A new request id for WebSocket messages."""
+        return next(self._requests)
+
+    def reload_catalogs(self) -> None:
+        """Read every backend's stored catalog again."""
+        for backend in self.backends:
+            backend.catalog = self.registry.load(backend.endpoint_id) or backend.catalog
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._stack.aclose()
+
+    async def _start(self) -> None:
+        state = self.config.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        self._accounts = Accounts.open(state / "accounts.sqlite3", env=self._env)
+        self._stack.callback(self._accounts.close)
+        self._registry = ModelRegistry(state / "models.sqlite3")
+        self._stack.callback(self._registry.close)
+        for index, (name, settings) in enumerate(self.config.backends.items()):
+            orch = Orchestrator(settings, keys=self._accounts, session=self._session)
+            await self._stack.enter_async_context(orch)
+            backend = Backend(index, name, settings, orch)
+            backend.catalog = self._registry.load(backend.endpoint_id)
+            self.backends.append(backend)
+        tasks = await self._stack.enter_async_context(anyio.create_task_group())
+        self._stack.callback(tasks.cancel_scope.cancel)
+        for backend in self.backends:
+            if backend.settings.auto_refresh and backend.settings.runpod_api_key:
+                tasks.start_soon(self._auto_refresh, backend)
+        self._runner = web.AppRunner(self.app(), handler_cancellation=True)
+        await self._runner.setup()
+        self._stack.push_async_callback(self._runner.cleanup)
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        log.info("[RunPodServerless] swarmpod serves %s", self.url)
+
+    async def _auto_refresh(self, backend: Backend) -> None:
+        try:
+            await backend.refresh(self.registry, user=None)
+        except OrchestratorError as exc:
+            log.warning("[RunPodServerless] AutoRefresh of %s failed: %s", backend.name, exc)
+
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+
+        async def seed(request: web.Request) -> web.StreamResponse:
+            return await handle_api(request, self, SEED_ROUTES)
+
+        async def api(request: web.Request) -> web.StreamResponse:
+            return await handle_api(request, self, ROUTES)
+
+        async def elsewhere(request: web.Request) -> web.StreamResponse:
+            return ApiFailure(404, "Unknown route: swarmpod serves /API/<route>", "bad_route").response()
+
+        app = web.Application()
+        app.router.add_route("*", "/API/RunPod/{route}", seed)
+        app.router.add_route("*", "/API/{route}", api)
+        app.router.add_route("*", "/api/{route}", api)
+        app.router.add_route("*", "/{tail:.*}", elsewhere)
+        return app
