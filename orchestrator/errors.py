@@ -7,6 +7,8 @@ needs to decide what to do as attributes, never only in their message::
     ├── SettingsError                 a setting is missing or has a bad value (.setting, .reason)
     ├── MissingApiKeyError            no backend key and no key for the calling user
     ├── BudgetExceededError           the user spent their GPU-seconds for today (.used, .limit)
+    ├── AccountError                  a user name is bad, unknown or taken (.user)
+    ├── MasterKeyError                the master key is malformed or does not fit (.source)
     ├── TransportError                the connection failed or timed out (retryable)
     ├── RunPodError                   the RunPod API answered with an error status
     │   ├── RunPodAuthError           401 / 403: the key is wrong or lacks access (permanent)
@@ -37,12 +39,14 @@ import enum
 from typing import Any
 
 __all__ = [
+    "AccountError",
     "BudgetExceededError",
     "GenerationFailedError",
     "GenerationTimeoutError",
     "ImageDecodeError",
     "JobError",
     "JobFailedError",
+    "MasterKeyError",
     "MissingApiKeyError",
     "NoImagesError",
     "OrchestratorError",
@@ -189,6 +193,30 @@ class BudgetExceededError(OrchestratorError):
         self.used_s = used_s
         self.limit_s = limit_s
         self.resets_at = resets_at
+
+
+class AccountError(OrchestratorError):
+    """Raised when a user name is not allowed, unknown, or taken.
+
+    Attributes:
+        user: the name concerned.
+    """
+
+    def __init__(self, message: str, *, user: str) -> None:
+        super().__init__(message)
+        self.user = user
+
+
+class MasterKeyError(OrchestratorError):
+    """Raised at start when the master key that encrypts RunPod keys is malformed or wrong.
+
+    Attributes:
+        source: where the key came from (``env SWARMPOD_MASTER_KEY`` or ``key file <path>``).
+    """
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source
 
 
 class TransportError(OrchestratorError):

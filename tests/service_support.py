@@ -4,6 +4,7 @@ users with tokens, and a small SwarmUI-API client speaking to it over real HTTP/
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -107,7 +108,12 @@ class ApiClient:
             return r.status, json.loads(await r.read())
 
     async def raw(
-        self, method: str, path: str, *, data: bytes | None = None, headers: Mapping[str, str] = {}
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | io.BytesIO | None = None,
+        headers: Mapping[str, str] = {},
     ) -> tuple[int, bytes]:
         """Any request, for refusals: (status, body bytes)."""
         async with (

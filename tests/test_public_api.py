@@ -100,8 +100,23 @@ PUBLIC = {
         "recover_leases",
         "wait_until_swarm_ready",
     },
+    "orchestrator.accounts": {
+        "PERMISSIONS",
+        "Accounts",
+        "Permission",
+        "Role",
+        "TokenInfo",
+        "User",
+        "add_account_commands",
+        "permissions_of",
+        "role_has",
+        "run_account_command",
+    },
+    "orchestrator.service": {"ServiceConfig", "SwarmpodService", "route_table"},
 }
 DOCUMENTED_PACKAGES = [
+    "orchestrator.accounts",
+    "orchestrator.service",
     "orchestrator",
     "orchestrator.runpod",
     "orchestrator.swarmui",

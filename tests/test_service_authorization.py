@@ -53,7 +53,10 @@ async def test_every_route_refuses_a_request_without_a_valid_token(tmp_path: Pat
             client = ApiClient(world.service.url, token)
             for route in [*MATRIX, "GenerateText2ImageWS", "NoSuchRoute"]:
                 status, body = await client.raw(
-                    "POST", f"/API/{route}", data=b"{}", headers={"Content-Type": "application/json"}
+                    "POST",
+                    f"/API/{route}",
+                    data=b"{}",
+                    headers={"Content-Type": "application/json"},
                 )
                 assert status == 401, (route, token)
                 assert json.loads(body)["error_id"] == "unauthorized"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -70,7 +71,7 @@ async def test_malformed_requests_are_refused_by_the_pipeline(tmp_path: Path) ->
 async def test_a_huge_body_is_refused_without_reading_it(tmp_path: Path) -> None:
     async with served(tmp_path) as world:
         client = world.client("ann")
-        huge = b'{"prompt": "' + b"x" * (11 * 1024 * 1024) + b'"}'
+        huge = io.BytesIO(b'{"prompt": "' + b"x" * (11 * 1024 * 1024) + b'"}')
         status, raw = await client.raw("POST", "/API/GenerateText2Image", data=huge, headers=JSON)
         assert status == 400 and envelope(status, raw)["error"] == "bad content length"
 

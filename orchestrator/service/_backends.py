@@ -84,7 +84,9 @@ class Backend:
         async with self._refreshing, self.orch.hold_worker(user=user) as swarm:
             catalog = await discover_models(swarm, self.endpoint_id)
             backends = await swarm.list_backends()
-        features = sorted({f for b in backends.values() if b.status == "running" for f in b.features})
+        features = sorted(
+            {f for b in backends.values() if b.status == "running" for f in b.features}
+        )
         if features:
             self.features = tuple(features)
         registry.save(catalog)

@@ -73,7 +73,9 @@ class ServiceConfig:
             raise SettingsError("service", "must be a table")
         unknown = set(service) - {"host", "port", "state_dir"}
         if unknown:
-            raise SettingsError(f"service.{sorted(unknown)[0]}", "unknown; known: host, port, state_dir")
+            raise SettingsError(
+                f"service.{sorted(unknown)[0]}", "unknown; known: host, port, state_dir"
+            )
         backends_table = data.get("backends", {})
         if not isinstance(backends_table, dict) or not all(
             isinstance(table, dict) for table in backends_table.values()

@@ -15,8 +15,8 @@ from typing import Any, Final
 from aiohttp import web
 
 __all__ = [
-    "ApiFailure",
     "MAX_BODY_BYTES",
+    "ApiRefusalError",
     "bad_request",
     "failure",
     "ok",
@@ -32,7 +32,7 @@ MAX_BODY_BYTES: Final = 10 * 1024 * 1024
 _HEADERS: Final = {"Cache-Control": "no-store"}
 
 
-class ApiFailure(Exception):
+class ApiRefusalError(Exception):
     """A request that ends with a SwarmUI error envelope.
 
     Attributes:
@@ -57,21 +57,21 @@ def ok(body: Mapping[str, Any], *, status: int = 200) -> web.Response:
     return web.json_response(dict(body), status=status, headers=_HEADERS)
 
 
-def bad_request(error: str, error_id: str = "basic_api") -> ApiFailure:
+def bad_request(error: str, error_id: str = "basic_api") -> ApiRefusalError:
     """A pipeline refusal: 400 with ``error_id``."""
-    return ApiFailure(400, error, error_id)
+    return ApiRefusalError(400, error, error_id)
 
 
-def failure(error: str, error_id: str | None = None) -> ApiFailure:
+def failure(error: str, error_id: str | None = None) -> ApiRefusalError:
     """A handler-level error: 200 with ``error`` (and an ``error_id`` when SwarmUI sends one)."""
-    return ApiFailure(200, error, error_id)
+    return ApiRefusalError(200, error, error_id)
 
 
 async def read_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object, checked as SwarmUI's pipeline checks it (§1).
 
     Raises:
-        ApiFailure: wrong content type, bad content length, not JSON, or not an object.
+        ApiRefusalError: wrong content type, bad content length, not JSON, or not an object.
     """
     if "json" not in (request.content_type or ""):
         raise bad_request("Wrong content type")
@@ -93,11 +93,11 @@ async def read_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _missing(name: str) -> ApiFailure:
+def _missing(name: str) -> ApiRefusalError:
     return failure(f"Missing required parameter '{name}'")
 
 
-def _invalid(name: str, value: Any, kind: str) -> ApiFailure:
+def _invalid(name: str, value: Any, kind: str) -> ApiRefusalError:
     return failure(f"Invalid value '{_shown(value)}' for parameter '{name}', must be type '{kind}'")
 
 

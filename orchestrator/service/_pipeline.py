@@ -9,6 +9,7 @@ envelope; an unexpected error is logged and answered ``internal_error``, never a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,7 +20,7 @@ import anyio
 from aiohttp import WSMsgType, web
 
 from ..accounts import User
-from ._envelope import ApiFailure, bad_request, ok, read_body
+from ._envelope import ApiRefusalError, bad_request, ok, read_body
 from ._sessions import Session
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ async def handle_api(
     websocket = request.headers.get("Upgrade", "").lower() == "websocket"
     user = service.authenticate(request.headers.get("Authorization"))
     if user is None:
-        return ApiFailure(
+        return ApiRefusalError(
             401,
             "Unauthorized: send 'Authorization: Bearer <swarmpod token>' (swarmpod users token "
             "NAME issues one).",
@@ -102,7 +103,7 @@ async def handle_api(
             raise bad_request("API route needs websocket, request is HTTP", "bad_request_method")
         _check_permissions(user, route)
         answer = await route.handler(Call(service, user, session, body))
-    except ApiFailure as refused:
+    except ApiRefusalError as refused:
         return refused.response()
     except Exception:
         log.exception("[RunPodServerless] internal error in /API/%s", name)
@@ -126,16 +127,20 @@ async def _websocket(
         route = routes.get(name)
         session = _session_of(request, body, service, user, route)
         if route is None:
-            raise ApiFailure(200, "Unknown API route.", "bad_route")
+            raise ApiRefusalError(200, "Unknown API route.", "bad_route")
         if not route.websocket:
-            raise ApiFailure(200, "API route needs HTTP, request is websocket", "bad_request_method")
+            raise ApiRefusalError(
+                200, "API route needs HTTP, request is websocket", "bad_request_method"
+            )
         _check_permissions(user, route)
         await route.handler(Call(service, user, session, body, ws))
-    except ApiFailure as refused:
+    except ApiRefusalError as refused:
         await _send_quietly(ws, refused.body)
     except Exception:
         log.exception("[RunPodServerless] internal error in WS /API/%s", name)
-        await _send_quietly(ws, {"error": "An internal error occurred", "error_id": "internal_error"})
+        await _send_quietly(
+            ws, {"error": "An internal error occurred", "error_id": "internal_error"}
+        )
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(5):
             await ws.close()
@@ -146,15 +151,15 @@ async def _first_message(ws: web.WebSocketResponse) -> dict[str, Any]:
     with anyio.move_on_after(_FIRST_MESSAGE_S):
         message = await ws.receive()
         if message.type is not WSMsgType.TEXT:
-            raise ApiFailure(200, "Expected one JSON text message as the request", "basic_api")
+            raise ApiRefusalError(200, "Expected one JSON text message as the request", "basic_api")
         try:
             body = json.loads(message.data)
         except ValueError:
-            raise ApiFailure(200, "Request message is not valid JSON", "basic_api") from None
+            raise ApiRefusalError(200, "Request message is not valid JSON", "basic_api") from None
         if not isinstance(body, dict):
-            raise ApiFailure(200, "Request message must be a JSON object", "basic_api")
+            raise ApiRefusalError(200, "Request message must be a JSON object", "basic_api")
         return body
-    raise ApiFailure(200, "No request message within a minute", "basic_api")
+    raise ApiRefusalError(200, "No request message within a minute", "basic_api")
 
 
 def _session_of(
@@ -173,7 +178,7 @@ def _session_of(
         raise bad_request("missing session id")
     session = service.sessions.get(str(session_id), user.name)
     if session is None:
-        raise ApiFailure(
+        raise ApiRefusalError(
             401, "Invalid session ID. You may need to refresh the page.", "invalid_session_id"
         )
     return session
@@ -186,7 +191,5 @@ def _check_permissions(user: User, route: Route) -> None:
 
 async def _send_quietly(ws: web.WebSocketResponse, body: Mapping[str, Any]) -> None:
     if not ws.closed:
-        try:
+        with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.send_json(dict(body))
-        except (ConnectionError, RuntimeError):
-            pass

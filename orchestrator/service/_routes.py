@@ -5,6 +5,7 @@ the SwarmUI-compatible facade a real SwarmUI's Swarm-API-Backend calls (swarmui-
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -12,11 +13,11 @@ from typing import Any, Final
 
 import anyio
 
+from .._progress import ProgressEvent, Stage
 from ..accounts import permissions_of
 from ..errors import OrchestratorError
 from ..models import SUBTYPES, ModelCatalog
 from ..secrets import Secret
-from .._progress import ProgressEvent, Stage
 from ._backends import Backend
 from ._envelope import failure, param_bool, param_int, param_str
 from ._pipeline import Call, Route
@@ -29,7 +30,14 @@ RUNPOD: Final = "use_runpod_serverless"
 _KEY_TYPE: Final = "runpod_api"
 # Keys of a generation request that are SwarmUI's or the facade's, never T2I parameters.
 _NOT_PARAMS: Final = frozenset(
-    {"session_id", "images", "exactbackendid", "forwardswarmdata", "forwardrawbackenddata", "presets"}
+    {
+        "session_id",
+        "images",
+        "exactbackendid",
+        "forwardswarmdata",
+        "forwardrawbackenddata",
+        "presets",
+    }
 )
 
 
@@ -98,7 +106,10 @@ async def trigger_refresh(call: Call) -> Mapping[str, Any]:
     service = call.service
     service.reload_catalogs()
     catalog = _merged_catalog(service.backends)
-    models = {subtype: [str(m.get("name")) for m in catalog.models.get(subtype, ())] for subtype in SUBTYPES}
+    models = {
+        subtype: [str(m.get("name")) for m in catalog.models.get(subtype, ())]
+        for subtype in SUBTYPES
+    }
     return {"list": [], "groups": [], "models": models, "wildcards": [], "param_edits": None}
 
 
@@ -120,7 +131,9 @@ async def interrupt_all(call: Call) -> Mapping[str, Any]:
     sessions = (
         call.service.sessions.of_user(call.user.name)
         if other_sessions
-        else [call.session] if call.session else []
+        else [call.session]
+        if call.session
+        else []
     )
     for session in sessions:
         session.interrupt()
@@ -162,10 +175,9 @@ async def generate_ws(call: Call) -> None:
     def on_progress(event: ProgressEvent) -> None:
         message = _progress_message(event, request_id, call)
         if message is not None:
-            try:
+            # A slow client may miss a progress message, never an image.
+            with contextlib.suppress(anyio.WouldBlock):
                 send.send_nowait(message)
-            except anyio.WouldBlock:
-                pass  # a slow client misses a progress message, never an image
 
     async def pump() -> None:
         async with receive:
@@ -216,7 +228,9 @@ def _generation_request(call: Call) -> tuple[int, Backend, dict[str, Any]]:
     body = call.body
     images = param_int(body, "images")
     if not 1 <= images <= 100:
-        raise failure(f"Invalid value for parameter images: must be between 1 and 100, got {images}")
+        raise failure(
+            f"Invalid value for parameter images: must be between 1 and 100, got {images}"
+        )
     params = {key: value for key, value in body.items() if key not in _NOT_PARAMS}
     session = call.session
     if "model" not in params and session is not None and session.selected_model:
@@ -261,7 +275,9 @@ def _progress_message(event: ProgressEvent, request_id: str, call: Call) -> dict
 
 
 def _current_status(call: Call, *, live: int, waiting_backends: int = 0) -> dict[str, Any]:
-    features = sorted({feature for backend in call.service.backends for feature in backend.features})
+    features = sorted(
+        {feature for backend in call.service.backends for feature in backend.features}
+    )
     return {
         "status": {
             "waiting_gens": 0,

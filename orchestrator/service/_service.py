@@ -23,7 +23,7 @@ from ..errors import OrchestratorError
 from ..models import ModelRegistry
 from ._backends import Backend
 from ._config import ServiceConfig
-from ._envelope import ApiFailure
+from ._envelope import ApiRefusalError
 from ._pipeline import handle_api
 from ._routes import ROUTES, SEED_ROUTES
 from ._sessions import SessionStore
@@ -124,8 +124,7 @@ class SwarmpodService:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._stack.aclose()
+        await self._stack.aclose()  # each orchestrator releases its workers shielded
 
     async def _start(self) -> None:
         state = self.config.state_dir
@@ -170,7 +169,9 @@ class SwarmpodService:
             return await handle_api(request, self, ROUTES)
 
         async def elsewhere(request: web.Request) -> web.StreamResponse:
-            return ApiFailure(404, "Unknown route: swarmpod serves /API/<route>", "bad_route").response()
+            return ApiRefusalError(
+                404, "Unknown route: swarmpod serves /API/<route>", "bad_route"
+            ).response()
 
         app = web.Application()
         app.router.add_route("*", "/API/RunPod/{route}", seed)
