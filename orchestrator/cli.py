@@ -541,11 +541,15 @@ async def _released_on_sigterm(
 ) -> int:
     """Run ``command``; SIGTERM cancels it, so every worker it holds is released first."""
     status = 143
+    failure: OrchestratorError | None = None
     async with anyio.create_task_group() as tasks:
 
         async def run() -> None:
-            nonlocal status
-            status = await command(args)
+            nonlocal status, failure
+            try:
+                status = await command(args)
+            except OrchestratorError as exc:  # raised below, not wrapped in an ExceptionGroup
+                failure = exc
             tasks.cancel_scope.cancel()
 
         async def on_sigterm() -> None:
@@ -557,6 +561,8 @@ async def _released_on_sigterm(
 
         tasks.start_soon(run)
         tasks.start_soon(on_sigterm)
+    if failure is not None:
+        raise failure
     return status
 
 

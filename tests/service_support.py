@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 from cryptography.fernet import Fernet
 from support import ENDPOINT, KEY
 
@@ -79,6 +80,14 @@ async def served(
                     service.accounts.add_user(name, role)
                 world.tokens[name] = service.accounts.issue_token(name).reveal()
             yield world
+
+
+async def models_discovered(world: Served) -> int:
+    """Wait (virtual time) until AutoRefresh stored the first backend's models; their count."""
+    with anyio.fail_after(300):
+        while world.service.backends[0].catalog is None:  # noqa: ASYNC110
+            await anyio.sleep(1)
+    return world.service.backends[0].catalog.count()
 
 
 @dataclass

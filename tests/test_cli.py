@@ -156,3 +156,12 @@ def test_bad_emulator_flags_exit_2_with_the_reason(
 ) -> None:
     assert cli.main(["emulator", *argv]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_serve_refuses_a_bad_config_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text("[backends.main]\nMaxConcurrent = 3\n")
+    assert cli.main(["serve", "--config", str(config)]) == 2
+    assert "backends.main.EndpointId" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 from PIL import Image
-from service_support import served
+from service_support import models_discovered, served
 
 from orchestrator.accounts import Role
 from orchestrator.models import SUBTYPES
@@ -24,9 +24,7 @@ async def test_swarm_swarm_backend_sequence_gets_images_while_a_cold_worker_wake
     # AutoRefresh discovers the models at start (waking a worker, which goes at once);
     # the generation below then has to wake a cold worker of its own.
     async with served(tmp_path, AutoRefresh=True, IdleTimeoutSec=0) as world:
-        with anyio.fail_after(300):
-            while world.service.backends[0].catalog is None:  # noqa: ASYNC110
-                await anyio.sleep(1)
+        await models_discovered(world)
         await anyio.sleep(1)
         assert world.endpoint.running_workers() == []
         client = world.client("ann")
@@ -160,3 +158,27 @@ async def test_http_generation_returns_data_urls_and_interrupt_all_cancels(tmp_p
         statuses = [job.status for job in world.endpoint.jobs.values()]
         assert set(statuses) <= {"COMPLETED", "CANCELLED"}, statuses  # the lease was withdrawn
         assert world.endpoint.running_workers() == []
+
+
+async def test_after_a_restart_the_models_are_listed_without_waking_a_worker(
+    tmp_path: Path,
+) -> None:
+    async with served(tmp_path, AutoRefresh=True, IdleTimeoutSec=0) as world:
+        discovered = await models_discovered(world)
+    async with served(tmp_path, users={}) as world:  # a new process: AutoRefresh is off
+        world.tokens["ann"] = world.service.accounts.issue_token("ann").reveal()
+        client = world.client("ann")
+        await client.new_session()
+        status, listing = await client.call("ListModels", {"path": "", "depth": 20})
+        assert status == 200 and listing["files"]
+        status, answer = await client.call("GetStatus", {})
+        assert answer["backends"][0]["model_count"] == discovered
+        assert world.endpoint.jobs == {}  # no worker was woken for it
+        status, refreshed = await client.call("RefreshModels", {})
+        assert refreshed == {
+            "success": True,
+            "refreshed": 1,
+            "failed": 0,
+            "message": "Refreshed 1 RunPod backend(s), 0 failed.",
+        }
+        assert world.endpoint.jobs  # RefreshModels does wake one
