@@ -7,8 +7,8 @@ needs to decide what to do as attributes, never only in their message::
     ├── SettingsError                 a setting is missing or has a bad value (.setting, .reason)
     ├── MissingApiKeyError            no backend key and no key for the calling user
     ├── BudgetExceededError           the user spent their GPU-seconds for today (.used, .limit)
-    ├── AccountError                  a user name is bad, unknown or taken (.user)
-    ├── MasterKeyError                the master key is malformed or does not fit (.source)
+    ├── AccountError                  a user name is bad, unknown or taken; a value refused (.user)
+    ├── MasterKeyError                the master key is malformed, missing or wrong (.source)
     ├── TransportError                the connection failed or timed out (retryable)
     ├── RunPodError                   the RunPod API answered with an error status
     │   ├── RunPodAuthError           401 / 403: the key is wrong or lacks access (permanent)
@@ -196,10 +196,12 @@ class BudgetExceededError(OrchestratorError):
 
 
 class AccountError(OrchestratorError):
-    """Raised when a user name is not allowed, unknown, or taken.
+    """Raised when an account change is refused: the user name is not allowed, unknown or
+    taken, or a value given for the user is (an empty RunPod key, a too-long token label);
+    also when a user's stored RunPod key was altered in the database and cannot be used.
 
     Attributes:
-        user: the name concerned.
+        user: the user name concerned.
     """
 
     def __init__(self, message: str, *, user: str) -> None:
@@ -208,7 +210,9 @@ class AccountError(OrchestratorError):
 
 
 class MasterKeyError(OrchestratorError):
-    """Raised at start when the master key that encrypts RunPod keys is malformed or wrong.
+    """Raised at start when the master key that encrypts the RunPod keys is malformed, its key
+    file is missing or unreadable, or it is not the key the database's keys were encrypted
+    with. The message names where the key came from, never the key.
 
     Attributes:
         source: where the key came from (``env SWARMPOD_MASTER_KEY`` or ``key file <path>``).

@@ -1,148 +1,185 @@
-"""Accounts: SwarmUI's roles and tiers, users, hashed API tokens, encrypted RunPod keys."""
+"""Accounts: SwarmUI's roles and permission tiers (spec §7, §8.1), and users.
+
+Tokens, RunPod keys, the master key and the CLI have their own files (test_account_tokens,
+test_key_store, test_master_key, test_accounts_cli).
+"""
 
 from __future__ import annotations
 
-import argparse
-import io
-import os
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
-from orchestrator.accounts import (
-    PERMISSIONS,
-    Accounts,
-    Role,
-    add_account_commands,
-    permissions_of,
-    role_has,
-    run_account_command,
-)
-from orchestrator.errors import AccountError, MasterKeyError
-from orchestrator.secrets import Secret
-
-KEY = "rpa_SECRET_0123456789abcdef"
+from orchestrator.accounts import PERMISSIONS, Accounts, Role, User, permissions_of, role_has
+from orchestrator.errors import AccountError, OrchestratorError
 
 
-def raw_bytes(directory: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file())
-
-
-def open_accounts(tmp_path: Path, **env: str) -> Accounts:
-    return Accounts.open(tmp_path / "accounts.sqlite3", env=env)
-
-
-def test_roles_follow_swarmuis_tiers() -> None:
-    assert permissions_of(Role.OWNER)[0] == "*"
-    for permission in PERMISSIONS.values():
-        holders = [role for role in Role if role_has(role, permission.id)]
-        # every role at or above the permission's default tier, none below
-        assert holders == list(Role)[: list(Role).index(permission.default) + 1]
-    assert [role_has(r, "use_runpod_serverless") for r in Role] == [True, True, True, False, False]
-    assert not role_has(Role.ADMIN, "no_such_permission") and role_has(Role.OWNER, "anything")
-
-
-def test_users_are_added_renamed_in_role_listed_and_removed(tmp_path: Path) -> None:
-    accounts = open_accounts(tmp_path, SWARMPOD_MASTER_KEY=Fernet.generate_key().decode())
-    ann = accounts.add_user("ann", Role.POWERUSER)
-    assert ann.has("use_runpod_serverless") and not ann.has("manage_users")
-    assert accounts.set_role("ann", Role.GUEST).role is Role.GUEST
-    accounts.add_user("bob")
-    assert [u.name for u in accounts.list_users()] == ["ann", "bob"]
-    with pytest.raises(AccountError, match="exists already"):
-        accounts.add_user("ann")
-    for bad in ("", "a b", "x" * 65, "ann;drop"):
-        with pytest.raises(AccountError, match="not allowed"):
-            accounts.add_user(bad)
-    accounts.remove_user("bob")
-    assert accounts.get_user("bob") is None
-    with pytest.raises(AccountError, match="no user"):
-        accounts.set_role("bob", Role.USER)
-
-
-def test_tokens_authenticate_are_revocable_and_never_stored_in_clear(tmp_path: Path) -> None:
-    accounts = open_accounts(tmp_path, SWARMPOD_MASTER_KEY=Fernet.generate_key().decode())
-    accounts.add_user("ann")
-    token = accounts.issue_token("ann", label="laptop")
-    assert "sp_" not in repr(token)
-    user = accounts.authenticate(token.reveal())
-    assert user is not None and user.name == "ann"
-    assert accounts.authenticate(token.reveal() + "x") is None
-    (info,) = accounts.list_tokens("ann")
-    assert info.label == "laptop" and info.last_used_at is not None
-    assert token.reveal().encode() not in raw_bytes(tmp_path)
-    assert accounts.revoke_token("ann", info.id)
-    assert accounts.authenticate(token.reveal()) is None
-
-
-@pytest.mark.anyio
-async def test_runpod_keys_are_encrypted_per_user_and_survive_a_restart(tmp_path: Path) -> None:
+@pytest.fixture
+def accounts(tmp_path: Path) -> Iterator[Accounts]:
     env = {"SWARMPOD_MASTER_KEY": Fernet.generate_key().decode()}
-    accounts = open_accounts(tmp_path, **env)
+    with Accounts.open(tmp_path / "accounts.sqlite3", env=env) as opened:
+        yield opened
+
+
+# -- roles and tiers -----------------------------------------------------------------------------
+
+GUEST = {"fundamental_generate_tab_access", "fundamental_model_access"}
+USER = GUEST | {"basic_image_generation", "edit_user_settings", "model_params"}
+POWERUSER = USER | {
+    "use_runpod_serverless",
+    "load_models_now",
+    "view_backends_list",
+    "control_mem_clean",
+    "param_backend_id",
+    "param_backend_type",
+}
+ADMIN = POWERUSER | {"control_model_refresh", "manage_users"}
+OWNER_ONLY = {"shutdown", "automated_control"}
+
+
+def test_the_roles_are_swarmuis_built_in_roles_most_powerful_first() -> None:
+    assert [str(role) for role in Role] == ["owner", "admin", "poweruser", "user", "guest"]
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        (Role.GUEST, GUEST),
+        (Role.USER, USER),
+        (Role.POWERUSER, POWERUSER),
+        (Role.ADMIN, ADMIN),
+    ],
+)
+def test_each_role_has_every_permission_of_its_tier_and_of_the_weaker_tiers(
+    role: Role, expected: set[str]
+) -> None:
+    assert set(permissions_of(role)) == expected
+    assert all(role_has(role, permission) for permission in expected)
+    assert not any(role_has(role, permission) for permission in set(PERMISSIONS) - expected)
+
+
+def test_the_owner_has_star_first_then_every_permission() -> None:
+    owned = permissions_of(Role.OWNER)
+    assert owned[0] == "*" and set(owned[1:]) == set(PERMISSIONS) == ADMIN | OWNER_ONLY
+    assert role_has(Role.OWNER, "a_permission_of_some_extension")
+
+
+def test_a_permission_is_held_from_its_default_tier_up_and_never_below() -> None:
+    roles = list(Role)
+    for permission in PERMISSIONS.values():
+        holders = [role for role in roles if role_has(role, permission.id)]
+        assert holders == roles[: roles.index(permission.default) + 1], permission.id
+
+
+def test_use_runpod_serverless_is_the_seeds_permission_for_powerusers_and_above() -> None:
+    permission = PERMISSIONS["use_runpod_serverless"]
+    assert permission.default is Role.POWERUSER and permission.group == "RunPodServerless"
+    assert permission.display_name == "Use RunPod Serverless backends"
+    assert [role_has(role, permission.id) for role in Role] == [True, True, True, False, False]
+
+
+def test_the_route_permissions_of_the_spec_sit_in_their_tiers() -> None:
+    defaults = {pid: PERMISSIONS[pid].default for pid in PERMISSIONS}
+    assert defaults["basic_image_generation"] is Role.USER
+    assert defaults["fundamental_generate_tab_access"] is Role.GUEST
+    assert defaults["fundamental_model_access"] is Role.GUEST
+    assert defaults["load_models_now"] is Role.POWERUSER
+    assert defaults["view_backends_list"] is Role.POWERUSER
+    assert defaults["control_mem_clean"] is Role.POWERUSER
+    assert defaults["edit_user_settings"] is Role.USER
+    assert defaults["control_model_refresh"] is Role.ADMIN
+    assert defaults["manage_users"] is Role.ADMIN
+    assert defaults["shutdown"] is Role.OWNER  # SwarmUI's NOBODY: the owner only, through '*'
+
+
+def test_an_unknown_permission_is_refused_to_every_role_but_the_owner() -> None:
+    assert [role_has(role, "no_such_permission") for role in Role] == [True] + [False] * 4
+
+
+def test_the_permission_registry_cannot_be_changed_at_run_time() -> None:
+    with pytest.raises(TypeError):
+        PERMISSIONS["shutdown"] = PERMISSIONS["basic_image_generation"]  # type: ignore[index]
+
+
+def test_a_user_has_what_its_role_has() -> None:
+    ann = User("ann", Role.POWERUSER)
+    assert ann.has("use_runpod_serverless") and not ann.has("manage_users")
+    assert repr(ann) == "User(name='ann', role=<Role.POWERUSER: 'poweruser'>)"
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+def test_a_new_user_is_a_plain_user_unless_a_role_is_given(accounts: Accounts) -> None:
+    assert accounts.add_user("ann") == User("ann", Role.USER)
+    assert accounts.add_user("bob", Role.ADMIN) == User("bob", Role.ADMIN)
+    assert accounts.get_user("bob") == User("bob", Role.ADMIN)
+    assert accounts.get_user("nobody") is None
+
+
+def test_users_are_listed_by_name(accounts: Accounts) -> None:
+    for name in ("cid", "ann", "bob"):
+        accounts.add_user(name)
+    assert [user.name for user in accounts.list_users()] == ["ann", "bob", "cid"]
+
+
+@pytest.mark.parametrize("name", ["a", "ann", "ann.lee@example.org", "a-b_c", "x" * 64, "007"])
+def test_names_of_1_to_64_letters_digits_and_dot_at_dash_underscore_are_allowed(
+    accounts: Accounts, name: str
+) -> None:
+    assert accounts.add_user(name).name == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a b", "x" * 65, "ann;drop", "ann\n", "änn", "../etc", "ann/bob", "a\x00"]
+)
+def test_any_other_name_is_refused_saying_what_is_allowed(accounts: Accounts, name: str) -> None:
+    with pytest.raises(AccountError, match="not allowed: use 1 to 64 letters") as refused:
+        accounts.add_user(name)
+    assert refused.value.user == name
+    assert accounts.list_users() == []
+
+
+def test_a_taken_name_is_refused_even_in_another_case(accounts: Accounts) -> None:
+    accounts.add_user("ann", Role.POWERUSER)
+    with pytest.raises(AccountError, match="exists already") as refused:
+        accounts.add_user("ann", Role.ADMIN)
+    assert refused.value.user == "ann" and isinstance(refused.value, OrchestratorError)
+    with pytest.raises(AccountError, match=r"exists already \(as 'ann'\)"):
+        accounts.add_user("Ann")
+    assert accounts.list_users() == [User("ann", Role.POWERUSER)]
+
+
+def test_a_role_is_changed_and_kept(tmp_path: Path) -> None:
+    env = {"SWARMPOD_MASTER_KEY": Fernet.generate_key().decode()}
+    with Accounts.open(tmp_path / "a.sqlite3", env=env) as accounts:
+        accounts.add_user("ann")
+        assert accounts.set_role("ann", Role.GUEST) == User("ann", Role.GUEST)
+    with Accounts.open(tmp_path / "a.sqlite3", env=env) as again:
+        assert again.get_user("ann") == User("ann", Role.GUEST)
+
+
+def test_changing_or_removing_an_unknown_user_is_refused(accounts: Accounts) -> None:
+    with pytest.raises(AccountError, match="no user 'bob'; see the users with") as refused:
+        accounts.set_role("bob", Role.USER)
+    assert refused.value.user == "bob"
+    with pytest.raises(AccountError, match="no user 'bob'"):
+        accounts.remove_user("bob")
+    assert accounts.get_user("bob") is None
+
+
+def test_a_removed_user_is_gone(accounts: Accounts) -> None:
     accounts.add_user("ann")
     accounts.add_user("bob")
-    assert accounts.runpod_key_status("ann") == "not set"
-    accounts.set_runpod_key("ann", Secret(KEY))
-    assert accounts.runpod_key_status("ann").startswith("last updated 20")
-    assert await accounts.runpod_key("bob") is None  # never another user's key
-    accounts.close()
-    assert KEY.encode() not in raw_bytes(tmp_path)
-    again = open_accounts(tmp_path, **env)
-    key = await again.runpod_key("ann")
-    assert key is not None and key.reveal() == KEY
-    again.set_runpod_key("ann", None)
-    assert await again.runpod_key("ann") is None
+    accounts.remove_user("ann")
+    assert accounts.get_user("ann") is None and [u.name for u in accounts.list_users()] == ["bob"]
+    accounts.add_user("ann")  # the name is free again
 
 
-def test_the_key_file_is_made_0600_and_a_wrong_master_key_fails_at_open(tmp_path: Path) -> None:
-    accounts = open_accounts(tmp_path)
-    accounts.close()
-    key_file = tmp_path / "accounts.sqlite3.key"
-    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
-    assert oct((tmp_path / "accounts.sqlite3").stat().st_mode & 0o777) == "0o600"
-    open_accounts(tmp_path).close()  # the same key file: fine
-    wrong = Fernet.generate_key().decode()
-    with pytest.raises(MasterKeyError) as refused:
-        open_accounts(tmp_path, SWARMPOD_MASTER_KEY=wrong)
-    assert refused.value.source == "env SWARMPOD_MASTER_KEY" and wrong not in str(refused.value)
-    key_file.write_bytes(Fernet.generate_key())
-    with pytest.raises(MasterKeyError, match="does not decrypt"):
-        open_accounts(tmp_path)
-
-
-def test_a_malformed_master_key_is_refused_naming_where_it_came_from(tmp_path: Path) -> None:
-    with pytest.raises(MasterKeyError) as refused:
-        open_accounts(tmp_path, SWARMPOD_MASTER_KEY="not-a-key")
-    assert "SWARMPOD_MASTER_KEY" in str(refused.value) and "not-a-key" not in str(refused.value)
-
-
-def run_cli(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str
-) -> tuple[int, str]:
-    parser = argparse.ArgumentParser()
-    add_account_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["users", "--db", str(tmp_path / "cli.sqlite3"), *argv])
-    code = run_account_command(args)
-    return code, capsys.readouterr().out
-
-
-def test_the_users_cli(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("SWARMPOD_MASTER_KEY", Fernet.generate_key().decode())
-    assert run_cli(tmp_path, monkeypatch, capsys, "add", "ann", "--role", "poweruser")[0] == 0
-    code, out = run_cli(tmp_path, monkeypatch, capsys, "token", "ann")
-    token = out.strip()
-    assert code == 0 and token.startswith("sp_")
-    monkeypatch.setattr(sys, "stdin", io.StringIO(KEY + "\n"))
-    assert run_cli(tmp_path, monkeypatch, capsys, "set-key", "ann")[0] == 0
-    code, out = run_cli(tmp_path, monkeypatch, capsys, "list")
-    assert "ann\tpoweruser\tkey last updated" in out and KEY not in out and token not in out
-    code, out = run_cli(tmp_path, monkeypatch, capsys, "key-status", "ann")
-    assert out.startswith("last updated")
-    assert run_cli(tmp_path, monkeypatch, capsys, "add", "ann")[0] == 2  # exists already
-    assert run_cli(tmp_path, monkeypatch, capsys, "role", "ann", "guest")[0] == 0
-    assert KEY.encode() not in raw_bytes(tmp_path)
-    assert os.environ["SWARMPOD_MASTER_KEY"] not in out
+def test_the_store_shows_its_file_and_the_keys_source_but_no_key(tmp_path: Path) -> None:
+    key = Fernet.generate_key().decode()
+    with Accounts.open(tmp_path / "a.sqlite3", env={"SWARMPOD_MASTER_KEY": key}) as accounts:
+        shown = repr(accounts)
+    assert "a.sqlite3" in shown and "env SWARMPOD_MASTER_KEY" in shown and key not in shown

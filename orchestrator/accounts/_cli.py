@@ -1,11 +1,17 @@
-"""``swarmpod users ...``: add users, set roles, issue tokens, set RunPod keys (from stdin)."""
+"""``swarmpod users ...``: add users, set roles, issue and revoke tokens, set RunPod keys.
+
+A RunPod key is read from stdin (without echo on a terminal), never from the command line,
+so it does not land in the shell's history or in ``ps``. A token is printed once, alone on
+stdout (so it can be piped); the note that it cannot be shown again goes to stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
 
 from .._state import default_state_file
 from ..errors import OrchestratorError
@@ -13,52 +19,74 @@ from ..secrets import Secret
 from ._roles import Role
 from ._store import Accounts
 
-__all__ = ["add_account_commands", "run_account_command"]
+__all__ = ["add_account_commands", "default_accounts_file", "run_account_command"]
+
+_ROLES = [role.value for role in Role]
 
 
-def add_account_commands(subparsers: Any) -> None:
-    """Register ``users`` and its sub-commands on ``subparsers`` (argparse)."""
-    users = subparsers.add_parser("users", help="manage the service's users, tokens and keys")
-    users.add_argument(
-        "--db", type=Path, help="accounts database (default: accounts.sqlite3 in the state dir)"
+def default_accounts_file() -> Path:
+    """``accounts.sqlite3`` in swarmpod's state directory (beside the default state file)."""
+    return default_state_file().parent / "accounts.sqlite3"
+
+
+def add_account_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``users`` and its sub-commands on an argparse ``subparsers`` object.
+
+    ``--db PATH`` is taken before or after the sub-command (``users --db X list`` or
+    ``users list --db X``).
+    """
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument(
+        "--db",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="the accounts database (default: accounts.sqlite3 in the state directory)",
     )
-    actions = users.add_subparsers(dest="users_command", required=True)
-    add = actions.add_parser("add", help="add a user")
+    users = subparsers.add_parser(
+        "users",
+        parents=[db],
+        help="manage the service's users, roles, API tokens and RunPod keys",
+        description="Manage the users of 'swarmpod serve': roles, API tokens, RunPod keys.",
+    )
+    actions = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, parents=[db], help=help_text, description=help_text)
+
+    add = action("add", "add a user")
     add.add_argument("name")
-    add.add_argument("--role", choices=[r.value for r in Role], default=Role.USER.value)
-    role = actions.add_parser("role", help="set a user's role")
+    add.add_argument("--role", choices=_ROLES, default=Role.USER.value)
+    role = action("role", "set a user's role")
     role.add_argument("name")
-    role.add_argument("role", choices=[r.value for r in Role])
-    actions.add_parser("remove", help="remove a user").add_argument("name")
-    actions.add_parser("list", help="list the users")
-    token = actions.add_parser("token", help="issue an API token (shown once)")
+    role.add_argument("role", choices=_ROLES)
+    action("remove", "remove a user, with their tokens and RunPod key").add_argument("name")
+    action("list", "list the users, their roles and key status")
+    token = action("token", "issue an API token (printed once)")
     token.add_argument("name")
-    token.add_argument("--label", default="")
-    actions.add_parser("tokens", help="list a user's tokens").add_argument("name")
-    revoke = actions.add_parser("revoke", help="revoke a token")
+    token.add_argument("--label", default="", help="what the token is for")
+    action("tokens", "list a user's tokens (ids and dates, never the tokens)").add_argument("name")
+    revoke = action("revoke", "revoke one of a user's tokens")
     revoke.add_argument("name")
     revoke.add_argument("token_id")
-    set_key = actions.add_parser("set-key", help="set a user's RunPod key, read from stdin")
+    set_key = action("set-key", "set a user's RunPod key, read from stdin")
     set_key.add_argument("name")
     set_key.add_argument("--clear", action="store_true", help="delete the key instead")
-    actions.add_parser("key-status", help="when a user's key was set").add_argument("name")
+    # A key typed after the name would land in the shell history; catch it to say so
+    # (argparse's own "unrecognized arguments" error would print it again).
+    set_key.add_argument("stray", nargs="*", help=argparse.SUPPRESS)
+    action("key-status", "when a user's RunPod key was last set").add_argument("name")
 
 
 def run_account_command(args: argparse.Namespace) -> int:
-    """Run one ``users`` sub-command; 0 on success, 2 on a refused request."""
-    path = args.db or default_state_file().parent / "accounts.sqlite3"
+    """Run one ``users`` sub-command; 0 when done, 2 when refused (the reason on stderr)."""
+    path = getattr(args, "db", None) or default_accounts_file()
     try:
-        accounts = Accounts.open(path)
+        with Accounts.open(path) as accounts:
+            return _run(accounts, args)
     except OrchestratorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return _run(accounts, args)
-    except OrchestratorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        accounts.close()
+        return _refuse(str(exc))
+    except sqlite3.Error as exc:
+        return _refuse(f"the accounts database {path} cannot be used: {exc}")
 
 
 def _run(accounts: Accounts, args: argparse.Namespace) -> int:
@@ -71,33 +99,64 @@ def _run(accounts: Accounts, args: argparse.Namespace) -> int:
         print(f"{user.name} is now {user.role}")
     elif command == "remove":
         accounts.remove_user(args.name)
-        print(f"removed {args.name}")
+        print(f"removed {args.name} with their tokens and RunPod key")
     elif command == "list":
+        print("NAME\tROLE\tTOKENS\tRUNPOD KEY")
         for user in accounts.list_users():
-            print(f"{user.name}\t{user.role}\tkey {accounts.runpod_key_status(user.name)}")
+            tokens = len(accounts.list_tokens(user.name))
+            status = accounts.runpod_key_status(user.name)
+            print(f"{user.name}\t{user.role}\t{tokens}\t{status}")
     elif command == "token":
         token = accounts.issue_token(args.name, label=args.label)
+        token_id = accounts.list_tokens(args.name)[-1].id
         print(token.reveal())
-        print("(shown once: it is stored only as a hash)", file=sys.stderr)
+        print(
+            f"This token cannot be shown again: swarmpod keeps only its hash. Its id is "
+            f"{token_id} (revoke it with: swarmpod users revoke {args.name} {token_id}).",
+            file=sys.stderr,
+        )
     elif command == "tokens":
+        print("ID\tCREATED (UTC)\tLAST USED (UTC)\tLABEL")
         for info in accounts.list_tokens(args.name):
-            print(f"{info.id}\t{info.label}\tcreated {info.created_at}\tused {info.last_used_at}")
+            print(f"{info.id}\t{info.created_at}\t{info.last_used_at or 'never'}\t{info.label}")
     elif command == "revoke":
         if not accounts.revoke_token(args.name, args.token_id):
-            print(f"error: {args.name} has no token {args.token_id}", file=sys.stderr)
-            return 2
-        print(f"revoked {args.token_id}")
+            return _refuse(
+                f"{args.name} has no token {args.token_id}; see their tokens with: "
+                f"swarmpod users tokens {args.name}"
+            )
+        print(f"revoked token {args.token_id} of {args.name}")
     elif command == "set-key":
-        if args.clear:
-            accounts.set_runpod_key(args.name, None)
-            print(f"deleted the RunPod key of {args.name}")
-        else:
-            key = sys.stdin.readline().strip()
-            if not key or any(ch.isspace() for ch in key):
-                print("error: give the key on stdin, one word", file=sys.stderr)
-                return 2
-            accounts.set_runpod_key(args.name, Secret(key))
-            print(f"stored the RunPod key of {args.name} (encrypted)")
+        return _set_key(accounts, args)
     elif command == "key-status":
         print(accounts.runpod_key_status(args.name))
     return 0
+
+
+def _set_key(accounts: Accounts, args: argparse.Namespace) -> int:
+    if args.stray:
+        return _refuse(
+            "give the RunPod key on stdin, not on the command line (it would land in the "
+            "shell history: remove it from there, and consider rotating the key). E.g.: "
+            f"swarmpod users set-key {args.name} < keyfile"
+        )
+    if args.clear:
+        accounts.set_runpod_key(args.name, None)
+        print(f"deleted the RunPod key of {args.name}")
+        return 0
+    accounts.runpod_key_status(args.name)  # refuses an unknown user before asking for a key
+    if sys.stdin.isatty():
+        text = getpass.getpass(f"RunPod API key for {args.name} (not shown): ")
+    else:
+        text = sys.stdin.readline()
+    key = text.strip()
+    if not key:
+        return _refuse("no key on stdin; pipe it in, or use --clear to delete the key")
+    accounts.set_runpod_key(args.name, Secret(key))
+    print(f"stored the RunPod key of {args.name}, encrypted")
+    return 0
+
+
+def _refuse(reason: str) -> int:
+    print(f"error: {reason}", file=sys.stderr)
+    return 2

@@ -1,111 +1,61 @@
-"""Users, API tokens and per-user RunPod keys in one SQLite file.
+"""The :class:`Accounts` store: users, API tokens and per-user RunPod keys in one SQLite file.
 
-Tokens are stored only as SHA-256 hashes: they are 256-bit random strings, so a fast hash is
-enough (nothing to brute-force). RunPod keys are encrypted with Fernet under a master key from
-``SWARMPOD_MASTER_KEY`` or a 0600 key file beside the database, created on first start. The
-database keeps a canary encrypted at its first start; a later start whose master key cannot
-decrypt it fails at once (:class:`MasterKeyError`) instead of failing on the first key it needs.
+Tokens are stored only as hashes (``_tokens``); RunPod keys are encrypted with the master key
+(``_master_key``) together with their owner's name, so a key copied to another user's row
+does not decrypt for that user. Times are UTC, ``yyyy-MM-dd HH:mm`` as SwarmUI writes them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import os
 import re
-import secrets
 import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Final
 
-from cryptography.fernet import Fernet, InvalidToken
-
-from ..errors import AccountError, MasterKeyError
+from ..errors import AccountError
 from ..secrets import Secret
+from ._database import connect, read_meta, transaction
+from ._master_key import MasterKey, load_master_key
 from ._roles import Role, User
+from ._tokens import TokenInfo, hash_token, new_token, new_token_id
 
-__all__ = ["Accounts", "TokenInfo"]
+__all__ = ["Accounts"]
 
-_NAME: Final = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-_CANARY: Final = b"swarmpod-master-key-canary"
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, role TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens (
-    id TEXT PRIMARY KEY, user TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, label TEXT NOT NULL,
-    created_at TEXT NOT NULL, last_used_at TEXT
-);
-CREATE TABLE IF NOT EXISTS runpod_keys (
-    user TEXT PRIMARY KEY, encrypted BLOB NOT NULL, updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-"""
+_NAME: Final = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_MAX_LABEL: Final = 200
 
 
-@dataclass(frozen=True)
-class TokenInfo:
-    """What is known of an issued token (never the token).
-
-    Attributes:
-        id: its id (for revoking it).
-        label: what it is for.
-        created_at: when it was issued (UTC).
-        last_used_at: when it last authenticated a request, if ever.
-    """
-
-    id: str
-    label: str
-    created_at: str
-    last_used_at: str | None
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _fernet(env: Mapping[str, str], key_file: Path) -> tuple[Fernet, str]:
-    """The master key's cipher and where the key came from."""
-    if env.get("SWARMPOD_MASTER_KEY"):
-        source = "env SWARMPOD_MASTER_KEY"
-        raw = env["SWARMPOD_MASTER_KEY"].strip().encode()
-    else:
-        source = f"key file {key_file}"
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(key_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(Fernet.generate_key())
-        raw = key_file.read_bytes().strip()
-    try:
-        return Fernet(raw), source
-    except (ValueError, TypeError):
-        raise MasterKeyError(
-            f"The master key from {source} is not a Fernet key (32 url-safe base64 bytes); "
-            "generate one with: python -c 'from cryptography.fernet import Fernet; "
-            "print(Fernet.generate_key().decode())'",
-            source=source,
-        ) from None
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 class Accounts:
     """Users, roles, API tokens and per-user RunPod keys in one SQLite file (0600).
 
-    Use :meth:`open`. It implements :class:`orchestrator.keys.KeyProvider`.
+    Open it with :meth:`open`. It is the service's :class:`orchestrator.keys.KeyProvider`:
+    :meth:`runpod_key` gives a user their own key, never another user's.
     """
 
-    def __init__(self, db: sqlite3.Connection, cipher: Fernet, path: str) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        master: MasterKey,
+        path: Path,
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        """Use :meth:`open`."""
         self._db = db
-        self._cipher = cipher
+        self._master = master
+        self._clock = clock
         self.path = path
 
     def __repr__(self) -> str:
-        return f"Accounts({self.path!r})"
+        return f"Accounts({str(self.path)!r}, master_key={self._master.source!r})"
 
     @classmethod
     def open(
@@ -114,42 +64,58 @@ class Accounts:
         *,
         env: Mapping[str, str] | None = None,
         key_file: str | os.PathLike[str] | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> Accounts:
         """Open (or create) the accounts database and check its master key.
 
+        Args:
+            path: the SQLite file (created 0600 with its directory).
+            env: where to read ``SWARMPOD_MASTER_KEY`` (default: ``os.environ``).
+            key_file: the master key file used when the variable is not set (default:
+                ``<path>.key``; created 0600 for a new database).
+            clock: the current time (UTC, timezone-aware), for tests.
+
         Raises:
-            MasterKeyError: the master key is malformed, or does not decrypt this database.
+            MasterKeyError: the master key is malformed, missing, or does not decrypt this
+                database's keys.
         """
         file = Path(path)
-        cipher, source = _fernet(
-            os.environ if env is None else env,
-            Path(key_file) if key_file is not None else file.with_name(file.name + ".key"),
-        )
-        file.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(file, os.O_CREAT | os.O_RDWR, 0o600))
-        db = sqlite3.connect(file, isolation_level=None)
-        db.executescript(_SCHEMA)
-        row = db.execute("SELECT value FROM meta WHERE name = 'canary'").fetchone()
-        if row is None:
-            db.execute("INSERT INTO meta VALUES ('canary', ?)", (cipher.encrypt(_CANARY),))
-        else:
-            try:
-                ok = cipher.decrypt(bytes(row[0])) == _CANARY
-            except InvalidToken:
-                ok = False
-            if not ok:
-                db.close()
-                raise MasterKeyError(
-                    f"The master key from {source} does not decrypt the keys in {file}: it is "
-                    "not the key they were stored with. Restore that key (SWARMPOD_MASTER_KEY or "
-                    "the key file), or move the database aside to start over.",
-                    source=source,
+        db = connect(file)
+        try:
+            canary = read_meta(db, "canary")
+            master = load_master_key(
+                os.environ if env is None else env,
+                Path(key_file) if key_file is not None else file.with_name(file.name + ".key"),
+                database=file,
+                may_create=canary is None,
+            )
+            if canary is None:
+                # two first starts at once: the first canary wins, the other start checks it
+                db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('canary', ?)", (master.new_canary(),)
                 )
-        return cls(db, cipher, str(file))
+                canary = read_meta(db, "canary")
+                assert canary is not None
+            master.check_canary(canary, file)
+        except BaseException:
+            db.close()
+            raise
+        return cls(db, master, file, clock or _utc_now)
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (closing twice is harmless)."""
         self._db.close()
+
+    def __enter__(self) -> Accounts:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     # --- users ------------------------------------------------------------------------------
 
@@ -157,20 +123,32 @@ class Accounts:
         """Add a user.
 
         Raises:
-            AccountError: the name is not 1-64 of ``A-Za-z0-9_.@-``, or taken.
+            AccountError: the name is not 1-64 of ``A-Za-z0-9_.@-``, or it is taken (also by
+                a name that differs only in case).
         """
-        if not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise AccountError(
-                f"User name {name!r} is not allowed: use 1-64 letters, digits, or _ . @ -",
-                user=name,
+                f"The user name {name!r} is not allowed: use 1 to 64 letters, digits, "
+                "'_', '.', '@' or '-'.",
+                user=str(name),
             )
-        if self.get_user(name) is not None:
-            raise AccountError(f"User '{name}' exists already.", user=name)
-        self._db.execute("INSERT INTO users VALUES (?, ?)", (name, Role(role).value))
-        return User(name, Role(role))
+        user = User(name, Role(role))
+        with transaction(self._db):
+            taken = self._db.execute(
+                "SELECT name FROM users WHERE name = ? COLLATE NOCASE", (name,)
+            ).fetchone()
+            if taken is not None:
+                same = "" if taken[0] == name else f" (as '{taken[0]}')"
+                raise AccountError(
+                    f"The user '{name}' exists already{same}; pick another name, or change "
+                    f"their role with: swarmpod users role {taken[0]} ROLE",
+                    user=name,
+                )
+            self._db.execute("INSERT INTO users VALUES (?, ?)", (name, user.role.value))
+        return user
 
     def get_user(self, name: str) -> User | None:
-        """The user ``name``, if any."""
+        """The user ``name`` (exact spelling), if there is one."""
         row = self._db.execute("SELECT name, role FROM users WHERE name = ?", (name,)).fetchone()
         return User(row[0], Role(row[1])) if row else None
 
@@ -180,84 +158,176 @@ class Accounts:
         return [User(name, Role(role)) for name, role in rows]
 
     def set_role(self, name: str, role: Role) -> User:
-        """Give ``name`` another role."""
-        self._require(name)
-        self._db.execute("UPDATE users SET role = ? WHERE name = ?", (Role(role).value, name))
-        return User(name, Role(role))
+        """Give ``name`` another role.
+
+        Raises:
+            AccountError: there is no such user.
+        """
+        user = User(name, Role(role))
+        cursor = self._db.execute(
+            "UPDATE users SET role = ? WHERE name = ?", (user.role.value, name)
+        )
+        if cursor.rowcount == 0:
+            raise self._unknown(name)
+        return user
 
     def remove_user(self, name: str) -> None:
-        """Remove a user with their tokens and key."""
-        self._require(name)
-        for table, column in (("tokens", "user"), ("runpod_keys", "user"), ("users", "name")):
-            self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
+        """Remove a user with their tokens and RunPod key.
+
+        Raises:
+            AccountError: there is no such user.
+        """
+        with transaction(self._db):
+            self._db.execute("DELETE FROM tokens WHERE user = ?", (name,))
+            self._db.execute("DELETE FROM runpod_keys WHERE user = ?", (name,))
+            if self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
+                raise self._unknown(name)
 
     # --- tokens -----------------------------------------------------------------------------
 
     def issue_token(self, name: str, *, label: str = "") -> Secret:
-        """A new API token for ``name``: shown once, stored only as a hash."""
-        self._require(name)
-        token = "sp_" + secrets.token_urlsafe(32)
-        self._db.execute(
-            "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, NULL)",
-            (secrets.token_hex(4), name, _hash(token), label, _now()),
-        )
-        return Secret(token)
+        """A new API token for ``name``. It is returned once and stored only as its hash.
+
+        Raises:
+            AccountError: there is no such user, or the label is longer than 200 characters.
+        """
+        if len(label) > _MAX_LABEL:
+            raise AccountError(
+                f"The token label is {len(label)} characters long; keep it to {_MAX_LABEL}.",
+                user=name,
+            )
+        token = new_token()
+        with transaction(self._db):
+            self._require(name)
+            self._db.execute(
+                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, NULL)",
+                (new_token_id(), name, hash_token(token.reveal()), label, self._now()),
+            )
+        return token
 
     def list_tokens(self, name: str) -> list[TokenInfo]:
-        """The tokens of ``name`` (never the tokens themselves)."""
+        """The tokens of ``name``, oldest first (never the tokens themselves).
+
+        Raises:
+            AccountError: there is no such user.
+        """
+        self._require(name)
         rows = self._db.execute(
-            "SELECT id, label, created_at, last_used_at FROM tokens WHERE user = ? "
-            "ORDER BY created_at",
+            "SELECT id, label, created_at, last_used_at FROM tokens WHERE user = ? ORDER BY rowid",
             (name,),
         ).fetchall()
         return [TokenInfo(*row) for row in rows]
 
     def revoke_token(self, name: str, token_id: str) -> bool:
-        """Revoke one token; whether it existed."""
-        cursor = self._db.execute("DELETE FROM tokens WHERE user = ? AND id = ?", (name, token_id))
+        """Revoke one of ``name``'s tokens; whether it existed.
+
+        Raises:
+            AccountError: there is no such user.
+        """
+        with transaction(self._db):
+            self._require(name)
+            cursor = self._db.execute(
+                "DELETE FROM tokens WHERE user = ? AND id = ?", (name, token_id)
+            )
         return cursor.rowcount > 0
 
-    def authenticate(self, token: str) -> User | None:
-        """The user a token belongs to, if it is valid."""
-        digest = _hash(token)
-        row = self._db.execute("SELECT id, user, hash FROM tokens WHERE hash = ?", (digest,))
-        found = row.fetchone()
-        if found is None or not hmac.compare_digest(found[2], digest):
+    def authenticate(self, token: str | Secret) -> User | None:
+        """The user a token belongs to, or None when it is not a valid token.
+
+        Records when the token was last used (at most one write a minute per token).
+        """
+        text = token.reveal() if isinstance(token, Secret) else token
+        if not text:
             return None
-        self._db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (_now(), found[0]))
-        return self.get_user(found[1])
+        digest = hash_token(text)
+        row = self._db.execute(
+            "SELECT tokens.id, tokens.hash, tokens.last_used_at, users.name, users.role "
+            "FROM tokens JOIN users ON users.name = tokens.user WHERE tokens.hash = ?",
+            (digest,),
+        ).fetchone()
+        # The lookup is by hash, so its timing tells nothing about the token; the constant-
+        # time compare keeps the final check free of timing leaks all the same.
+        if row is None or not hmac.compare_digest(row[1], digest):
+            return None
+        now = self._now()
+        if row[2] != now:
+            self._db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, row[0]))
+        return User(row[3], Role(row[4]))
 
     # --- RunPod keys ------------------------------------------------------------------------
 
     def set_runpod_key(self, name: str, key: Secret | None) -> None:
-        """Store ``name``'s own RunPod key, encrypted; None deletes it."""
-        self._require(name)
-        if key is None:
-            self._db.execute("DELETE FROM runpod_keys WHERE user = ?", (name,))
-            return
-        encrypted = self._cipher.encrypt(key.reveal().encode())
-        self._db.execute(
-            "INSERT INTO runpod_keys VALUES (?, ?, ?) ON CONFLICT (user) DO UPDATE SET "
-            "encrypted = excluded.encrypted, updated_at = excluded.updated_at",
-            (name, encrypted, _now()),
-        )
+        """Store ``name``'s own RunPod key, encrypted; None deletes it.
+
+        Raises:
+            AccountError: there is no such user, or the key is empty or has whitespace.
+        """
+        if key is not None and (not key or any(c.isspace() for c in key.reveal())):
+            raise AccountError(
+                f"The RunPod key given for '{name}' is empty or has whitespace; give the key "
+                "itself (from the RunPod console, Settings → API Keys), or None to delete it.",
+                user=name,
+            )
+        with transaction(self._db):
+            self._require(name)
+            if key is None:
+                self._db.execute("DELETE FROM runpod_keys WHERE user = ?", (name,))
+                return
+            sealed = self._master.encrypt(f"{name}\n{key.reveal()}".encode())
+            self._db.execute(
+                "INSERT INTO runpod_keys VALUES (?, ?, ?) ON CONFLICT (user) DO UPDATE SET "
+                "encrypted = excluded.encrypted, key_last_updated = excluded.key_last_updated",
+                (name, sealed, self._now()),
+            )
 
     def runpod_key_status(self, name: str) -> str:
-        """``last updated <time>`` or ``not set`` (SwarmUI's ``GetAPIKeyStatus`` texts)."""
+        """``last updated yyyy-MM-dd HH:mm`` or ``not set`` (SwarmUI's ``GetAPIKeyStatus``).
+
+        Raises:
+            AccountError: there is no such user.
+        """
+        self._require(name)
         row = self._db.execute(
-            "SELECT updated_at FROM runpod_keys WHERE user = ?", (name,)
+            "SELECT key_last_updated FROM runpod_keys WHERE user = ?", (name,)
         ).fetchone()
         return f"last updated {row[0]}" if row else "not set"
 
     async def runpod_key(self, user: str) -> Secret | None:
-        """``user``'s own RunPod key (KeyProvider), decrypted; never another user's."""
+        """``user``'s own RunPod key, decrypted (:class:`~orchestrator.keys.KeyProvider`).
+
+        Returns None when the user has set none (or does not exist).
+
+        Raises:
+            AccountError: the stored key does not decrypt, or was sealed for another user
+                (the database was altered).
+        """
         row = self._db.execute(
             "SELECT encrypted FROM runpod_keys WHERE user = ?", (user,)
         ).fetchone()
         if row is None:
             return None
-        return Secret(self._cipher.decrypt(bytes(row[0])).decode())
+        plain = self._master.decrypt(bytes(row[0]))
+        owner, _, key = (plain or b"").decode().partition("\n")
+        if owner != user:  # it does not decrypt, or was sealed for another user
+            raise AccountError(
+                f"The stored RunPod key of '{user}' cannot be used: the database was altered "
+                f"after the key was stored. Set the key again: swarmpod users set-key {user}",
+                user=user,
+            )
+        return Secret(key)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _now(self) -> str:
+        return self._clock().astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
 
     def _require(self, name: str) -> None:
-        if self.get_user(name) is None:
-            raise AccountError(f"There is no user '{name}'.", user=name)
+        if self._db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is None:
+            raise self._unknown(name)
+
+    @staticmethod
+    def _unknown(name: str) -> AccountError:
+        return AccountError(
+            f"There is no user '{name}'; see the users with: swarmpod users list",
+            user=name,
+        )
