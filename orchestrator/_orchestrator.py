@@ -313,13 +313,8 @@ class Orchestrator:
                 raise WorkerNotReadyError(timeouts.startup, phase=Phase.POLLING)
         broken = False
         try:
-            swarm = SwarmUIClient(
-                session,
-                seat.handle.public_url,
-                authorization=seat.handle.authorization,
-                session_id=seat.session_id,
-                request_timeout=timeouts.request,
-                worker_id=seat.handle.worker_id,
+            swarm = seat.handle.swarm_client(
+                session, session_id=seat.session_id, request_timeout=timeouts.request
             )
             if not seat.checked:
                 with anyio.fail_after(timeouts.startup):
@@ -394,14 +389,10 @@ class Orchestrator:
         return self._wall_clock() if self._wall_clock is not None else _utc_now()
 
     def _charge(self, user: str | None, run: GenerationRun) -> None:
-        """Charge the user's budget with the GPU-seconds this generation kept a worker busy."""
-        if self._budget is None:
-            return
-        seconds = run.recorder.seconds_in
-        used = seconds("Ready") + seconds("Generating")
-        if run.cold_start:
-            used += seconds("Waking") + seconds("Polling")
-        self._budget.charge(user, used)
+        """Charge the user's budget with the GPU-seconds this generation kept a worker busy
+        (only counted when a budget is set: no SQLite write per generation otherwise)."""
+        if self._budget is not None and self._budget.limit_s > 0:
+            self._budget.charge(user, run.gpu_seconds)
 
     def _client(
         self, session: aiohttp.ClientSession, key: Secret, *, endpoint_id: str | None = None
@@ -458,13 +449,8 @@ class Orchestrator:
         timeouts = self.settings.timeouts
 
         def swarm_for(handle: WorkerHandle, session_id: str | None) -> SwarmUIClient:
-            return SwarmUIClient(
-                session,
-                handle.public_url,
-                authorization=handle.authorization,
-                session_id=session_id,
-                request_timeout=timeouts.request,
-                worker_id=handle.worker_id,
+            return handle.swarm_client(
+                session, session_id=session_id, request_timeout=timeouts.request
             )
 
         pool = LeasePool(

@@ -50,6 +50,7 @@ class GenerationResult:
         job_ids: the RunPod jobs this generation submitted (wake-up, keepalive, ...).
         runpod_delay_ms: the wake-up job's ``delayTime`` (queue + cold start) as RunPod reports
             it; None for a warm worker.
+        gpu_seconds: the seconds it kept a worker (on it, plus the boot it waited for).
     """
 
     images: tuple[GeneratedImage, ...]
@@ -59,6 +60,7 @@ class GenerationResult:
     worker_id: str | None
     job_ids: tuple[str, ...]
     runpod_delay_ms: int | None
+    gpu_seconds: float = 0.0
 
     @property
     def seeds(self) -> list[int | None]:

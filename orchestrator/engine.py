@@ -199,6 +199,16 @@ class GenerationRun:
         """Whether this generation waited for a worker to boot."""
         return self._seat is not None and self._seat.cold
 
+    @property
+    def gpu_seconds(self) -> float:
+        """GPU-seconds this generation kept a worker: its time on the worker (Ready,
+        Generating), plus the boot it waited for (Waking, Polling) when it was a cold start."""
+        seconds = self.recorder.seconds_in
+        used = seconds("Ready") + seconds("Generating")
+        if self.cold_start:
+            used += seconds("Waking") + seconds("Polling")
+        return used
+
     async def run(self) -> GenerationResult:
         """Drive the chart to a final state; return the result or raise the failure."""
         try:
@@ -364,13 +374,10 @@ class GenerationRun:
     def _swarm(self) -> SwarmUIClient:
         assert self._handle is not None
         if self._swarm_client is None:
-            self._swarm_client = SwarmUIClient(
+            self._swarm_client = self._handle.swarm_client(
                 self._session,
-                self._handle.public_url,
-                authorization=self._handle.authorization,
                 session_id=self._seat.session_id if self._seat else None,
                 request_timeout=self._timeouts.request,
-                worker_id=self._handle.worker_id,
             )
         return self._swarm_client
 
@@ -473,4 +480,5 @@ class GenerationRun:
             worker_id=self._handle.worker_id if self._handle else None,
             job_ids=seat.job_ids if seat is not None else (),
             runpod_delay_ms=seat.delay_ms if seat is not None and cold else None,
+            gpu_seconds=self.gpu_seconds,
         )

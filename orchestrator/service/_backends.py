@@ -72,12 +72,10 @@ class Backend:
 
     def count(self, result: GenerationResult) -> None:
         """Count one generation's result into the backend's figures."""
-        timings = result.timings
         self.generations += 1
-        self.gpu_seconds += timings.ready + timings.generating
+        self.gpu_seconds += result.gpu_seconds
         if result.cold_start:
-            self.gpu_seconds += timings.waking + timings.polling
-            self.last_cold_start_s = timings.startup
+            self.last_cold_start_s = result.timings.startup
 
     async def refresh(self, registry: ModelRegistry, *, user: str | None) -> ModelCatalog:
         """Hold a worker, discover its models and features, persist them, give it back."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import aiohttp
+
 from ..secrets import Secret
+from ..swarmui import SwarmUIClient
 
 __all__ = ["Seat", "WakeReceipt", "WorkerHandle", "copy_failure"]
 
@@ -54,6 +57,19 @@ class WorkerHandle:
     def public_url(self) -> str:
         """Base URL of the held worker's SwarmUI."""
         return self.receipt.public_url
+
+    def swarm_client(
+        self, http: aiohttp.ClientSession, *, session_id: str | None, request_timeout: float
+    ) -> SwarmUIClient:
+        """A client for this worker's SwarmUI (its URL, its bearer token, its id in errors)."""
+        return SwarmUIClient(
+            http,
+            self.public_url,
+            authorization=self.authorization,
+            session_id=session_id,
+            request_timeout=request_timeout,
+            worker_id=self.worker_id,
+        )
 
 
 @dataclass
