@@ -9,7 +9,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("benchmarks.lease_policies", "benchmarks.engine_overhead")
+BENCHMARKS = (
+    "benchmarks.lease_policies",
+    "benchmarks.engine_overhead",
+    "benchmarks.tracing_overhead",
+)
 
 
 def main() -> int:

@@ -15,38 +15,28 @@ from typing import Any
 import anyio
 import looptime
 
-from orchestrator import Orchestrator, Settings
-from orchestrator.emulator import Emulator, EmulatorConfig, EndpointConfig
+from orchestrator.emulator import EndpointConfig
+
+from ._emulated import emulated_orchestrator
 
 ROUNDS = 5
 GENERATIONS = 4
 PARAMS: dict[str, Any] = {"prompt": "a lighthouse", "width": 512, "height": 512, "steps": 20}
-KEY = "bench-key"
 
 
 async def _run(transport: str) -> tuple[float, float, float]:
     """(wall s, CPU s, virtual s) per generation for ``GENERATIONS`` sequential generations."""
-    endpoint = EndpointConfig(cold_start_s=90.0)
-    config = EmulatorConfig(endpoints={"bench": endpoint}, api_keys=(KEY,))
-    async with Emulator(config) as emulator:
-        settings = Settings.load(
-            env={},
-            overrides={
-                "EndpointId": "bench",
-                "RunPodApiKey": KEY,
-                "RunPodBaseUrl": emulator.base_url,
-                "Transport": transport,
-            },
+    async with emulated_orchestrator(
+        EndpointConfig(cold_start_s=90.0), Transport=transport
+    ) as orch:
+        wall, cpu, virtual = time.perf_counter(), time.process_time(), anyio.current_time()
+        for _ in range(GENERATIONS):
+            await orch.generate(PARAMS, images=2)
+        return (
+            (time.perf_counter() - wall) / GENERATIONS,
+            (time.process_time() - cpu) / GENERATIONS,
+            (anyio.current_time() - virtual) / GENERATIONS,
         )
-        async with Orchestrator(settings) as orch:
-            wall, cpu, virtual = time.perf_counter(), time.process_time(), anyio.current_time()
-            for _ in range(GENERATIONS):
-                await orch.generate(PARAMS, images=2)
-            return (
-                (time.perf_counter() - wall) / GENERATIONS,
-                (time.process_time() - cpu) / GENERATIONS,
-                (anyio.current_time() - virtual) / GENERATIONS,
-            )
 
 
 def _measure(transport: str) -> tuple[float, float, float]:

@@ -13,6 +13,19 @@ from typing import Any, Self
 import aiohttp
 import anyio
 import anyio.abc
+from opentelemetry import trace
+
+from observability import (
+    CostLedger,
+    EndpointBilling,
+    GenerationCost,
+    PoolReading,
+    Telemetry,
+    WorkerBill,
+    record_cost_span,
+    span_attributes,
+    span_time_ns,
+)
 
 from ._progress import ProgressCallback
 from ._result import GenerationResult
@@ -21,7 +34,7 @@ from ._state import default_state_file
 from .engine import ChartStock, GenerationRequest, GenerationRun
 from .errors import Phase, SettingsError, TransportError, WorkerNotReadyError
 from .keys import KeyProvider, resolve_runpod_key
-from .runpod import RunPodClient
+from .runpod import ApiCall, RunPodClient
 from .secrets import Secret
 from .settings import Settings
 from .swarmui import SwarmUIClient
@@ -107,6 +120,9 @@ class Orchestrator:
         wall_clock: the wall clock (UTC) for prewarm schedules and daily budgets; default: a
             clock that starts at the real time and then follows the event loop (so virtual
             time moves it too).
+        telemetry: where spans and metrics go (:class:`observability.Telemetry`); default:
+            the process's (``Telemetry.default()``: what the CLI configured, else the global
+            OpenTelemetry providers).
     """
 
     def __init__(
@@ -117,6 +133,7 @@ class Orchestrator:
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if settings.endpoint_id is None:
             raise SettingsError("EndpointId", "is required (the RunPod serverless endpoint id)")
@@ -137,7 +154,17 @@ class Orchestrator:
         self._journal: LeaseJournal | None = None
         self._budget: GpuBudget | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
-        self._charts = ChartStock()
+        self.telemetry = telemetry or Telemetry.default()
+        self.costs = CostLedger(
+            EndpointBilling(
+                price_per_hour=settings.gpu_price_per_hour,
+                queue_delay_s=settings.endpoint_queue_delay_sec,
+                idle_timeout_s=settings.endpoint_idle_timeout_sec,
+            ),
+            on_settled=self._settled,
+        )
+        self._charts = ChartStock(tracer=self.telemetry.tracer)
+        self._unwatch: Callable[[], None] | None = None
 
     async def __aenter__(self) -> Self:
         if self._session is None:
@@ -161,6 +188,7 @@ class Orchestrator:
         if self.schedule.rules:
             self._tasks.start_soon(self._follow_schedule)
         self._charts.refill()
+        self._unwatch = self.telemetry.instruments.watch(self._reading)
         return self
 
     async def __aexit__(
@@ -175,6 +203,9 @@ class Orchestrator:
             self._tasks.cancel_scope.cancel()
             await self._tasks.__aexit__(None, None, None)
             self._tasks = None
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         for store in (self._journal, self._budget):
             if store is not None:
                 store.close_file()
@@ -245,6 +276,9 @@ class Orchestrator:
             transport=self.settings.transport,
             on_progress=on_progress,
             charts=self._charts,
+            telemetry=self.telemetry,
+            costs=self.costs,
+            endpoint_id=self._endpoint_id,
         )
         try:
             result = await run.run()
@@ -385,6 +419,54 @@ class Orchestrator:
 
     # --- internals ------------------------------------------------------------------------
 
+    def _called(self, call: ApiCall) -> None:
+        """A RunPod API call was answered (or failed): count it, note it on the current span."""
+        status = str(call.status) if call.status is not None else "error"
+        self.telemetry.instruments.api_calls.add(1, {"route": call.route, "status": status})
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(
+                f"runpod.{call.route}",
+                span_attributes(
+                    {
+                        "http.status": call.status,
+                        "attempt": call.attempt,
+                        "duration_s": round(call.duration_s, 3),
+                        "runpod.job_id": call.job_id,
+                        "error": call.error,
+                    }
+                ),
+                timestamp=span_time_ns(),
+            )
+
+    def _settled(self, settled: GenerationCost | WorkerBill) -> None:
+        """A cost became final: a ``Cost:*`` span in its trace, and the cost counters."""
+        instruments = self.telemetry.instruments
+        if isinstance(settled, WorkerBill):
+            billed = settled.billed_s or 0.0
+            labels = {"phase": "unattributed", "user": "", "model": ""}
+            instruments.gpu_seconds.add(billed, labels)
+            instruments.cost.add(self.costs.billing.usd(billed), {"user": "", "model": ""})
+            record_cost_span(self.telemetry.tracer, settled, self.costs.billing)
+            return
+        user, model = settled.user or "", settled.model or ""
+        for phase, seconds in (
+            ("boot", settled.boot_s),
+            ("execution", settled.execution_s),
+            ("idle_tail", settled.idle_tail_s),
+        ):
+            instruments.gpu_seconds.add(seconds, {"phase": phase, "user": user, "model": model})
+        instruments.cost.add(settled.cost_usd, {"user": user, "model": model})
+        record_cost_span(self.telemetry.tracer, settled, self.costs.billing)
+
+    def _reading(self) -> PoolReading:
+        status = self.status()
+        return PoolReading(
+            endpoint_id=self._endpoint_id,
+            warm_workers=status.warm,
+            queue_depth=status.queued + status.waiting_for_worker,
+        )
+
     def _now(self) -> dt.datetime:
         return self._wall_clock() if self._wall_clock is not None else _utc_now()
 
@@ -404,6 +486,7 @@ class Orchestrator:
             base_url=self.settings.runpod_base_url,
             retry=self._retry,
             request_timeout=self.settings.request_timeout_sec,
+            on_call=self._called,
         )
 
     def _station_for(self, session: aiohttp.ClientSession, key: Secret) -> Station:
@@ -440,6 +523,8 @@ class Orchestrator:
             journal=self._journal,
             key=key,
             endpoint_id=self._endpoint_id,
+            costs=self.costs,
+            telemetry=self.telemetry,
         )
 
     def _lease_pool(
@@ -468,6 +553,8 @@ class Orchestrator:
             journal=self._journal,
             probing=probing,
             on_confirmed=self._detected,
+            costs=self.costs,
+            telemetry=self.telemetry,
         )
         self._pools[key] = pool
         return pool

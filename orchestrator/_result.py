@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from observability import GenerationCost
+
 from .swarmui import GeneratedImage
 
 __all__ = ["GenerationResult", "PhaseTimings"]
@@ -51,6 +53,9 @@ class GenerationResult:
         runpod_delay_ms: the wake-up job's ``delayTime`` (queue + cold start) as RunPod reports
             it; None for a warm worker.
         gpu_seconds: the seconds it kept a worker (on it, plus the boot it waited for).
+        cost: its GPU-seconds split into boot / execution / idle tail and ``cost_usd``; the
+            idle tail is filled in (``cost.final``) once its worker is released.
+        generation_id: the generation's id (``swarmpod.generation.id`` on its spans).
     """
 
     images: tuple[GeneratedImage, ...]
@@ -61,6 +66,8 @@ class GenerationResult:
     job_ids: tuple[str, ...]
     runpod_delay_ms: int | None
     gpu_seconds: float = 0.0
+    cost: GenerationCost | None = None
+    generation_id: str = ""
 
     @property
     def seeds(self) -> list[int | None]:

@@ -27,6 +27,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from observability import Telemetry, configure_logging
+
 from ._orchestrator import Orchestrator
 from ._progress import ProgressEvent, Stage
 from ._result import GenerationResult
@@ -76,8 +78,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     commands = parser.add_subparsers(dest="command", required=True)
+    traced = argparse.ArgumentParser(add_help=False)
+    tracing = traced.add_argument_group("tracing")
+    tracing.add_argument(
+        "--trace-file",
+        type=Path,
+        metavar="FILE",
+        help="append every span as a JSON line to FILE (swarmpod report FILE reads it)",
+    )
+    tracing.add_argument(
+        "--otlp",
+        action="store_true",
+        help="export spans and metrics over OTLP/HTTP (also on when OTEL_EXPORTER_OTLP_ENDPOINT "
+        "is set; default endpoint http://localhost:4318, Jaeger's)",
+    )
+    tracing.add_argument("--console-spans", action="store_true", help="print spans to stdout")
 
-    gen = commands.add_parser("generate", help="generate images from a prompt")
+    gen = commands.add_parser("generate", help="generate images from a prompt", parents=[traced])
     gen.add_argument("prompt")
     gen.add_argument(
         "--model", help="SwarmUI model name (e.g. OfficialStableDiffusion/sd_xl_base_1.0)"
@@ -110,7 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--record", type=Path, metavar="FILE", help=_RECORD_HELP)
 
-    demo = commands.add_parser("demo", help="a short demo on the embedded emulator")
+    demo = commands.add_parser(
+        "demo",
+        help="a short demo on the embedded emulator",
+        parents=[traced],
+        description="Writes the images, OUT/trace.jsonl (unless --trace-file) and OUT/report.html.",
+    )
     demo.add_argument("--out", type=Path, default=Path("output"))
     demo.add_argument("--cold-start", type=float, default=3.0, help="emulated cold start (s)")
     demo.add_argument("--record", type=Path, metavar="FILE", help=_RECORD_HELP)
@@ -133,12 +155,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("-q", "--quiet", action="store_true", help="print only the verdicts")
 
+    report = commands.add_parser(
+        "report",
+        help="a self-contained HTML lifecycle report from a trace file",
+        description="Timeline of workers and generations by phase, cold-start histogram, "
+        "cost split per user and model, the slowest generations.",
+    )
+    report.add_argument("trace_file", type=Path, metavar="TRACE_FILE", help="a --trace-file")
+    report.add_argument(
+        "-o", "--output", type=Path, default=Path("report.html"), help="default report.html"
+    )
+
     serve = commands.add_parser(
         "serve",
         help="serve the seed's routes and a SwarmUI-compatible API (Swarm-API-Backend)",
         description="Serve RunPod backends to SwarmUI: the seed extension's GetStatus and "
         "RefreshModels, per-user keys, and the routes a SwarmUI Swarm-API-Backend calls. "
         "Backends come from [backends.<name>] tables of the --config file.",
+        parents=[traced],
     )
     serve.add_argument("--config", type=Path, help="TOML file: [service] and [backends.<name>]")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -213,7 +247,9 @@ def embedded_emulator_config(*, cold_start_s: float) -> EmulatorConfig:
 @contextlib.asynccontextmanager
 async def embedded_settings(base: Settings, *, cold_start_s: float) -> AsyncIterator[Settings]:
     """Start the embedded emulator and yield settings pointing at it."""
-    async with Emulator(embedded_emulator_config(cold_start_s=cold_start_s)) as emulator:
+    config = embedded_emulator_config(cold_start_s=cold_start_s)
+    endpoint = config.endpoints[EMBEDDED_ENDPOINT]
+    async with Emulator(config) as emulator:
         yield base.replace(
             endpoint_id=EMBEDDED_ENDPOINT,
             runpod_api_key=Secret(EMBEDDED_KEY),
@@ -221,6 +257,8 @@ async def embedded_settings(base: Settings, *, cold_start_s: float) -> AsyncIter
             poll_interval_ms=min(base.poll_interval_ms, 500),
             state_file=":memory:",  # the embedded emulator lives as long as this process
             worker_protocol="v2",  # the embedded image is known: leases
+            endpoint_queue_delay_sec=endpoint.queue_delay_s,  # its billing, for cost attribution
+            endpoint_idle_timeout_sec=endpoint.idle_timeout_s,
         )
 
 
@@ -566,26 +604,45 @@ async def _released_on_sigterm(
     return status
 
 
+def _telemetry(args: argparse.Namespace) -> Telemetry | None:
+    """The process's telemetry from the tracing flags (None for commands without them)."""
+    if not hasattr(args, "otlp"):
+        return None
+    if args.command == "demo" and args.trace_file is None:
+        args.trace_file = args.out / "trace.jsonl"
+        args.trace_file.parent.mkdir(parents=True, exist_ok=True)
+        args.trace_file.unlink(missing_ok=True)  # the demo's report shows this run only
+    return Telemetry.configure(
+        otlp=True if args.otlp else None,
+        console=args.console_spans,
+        trace_file=args.trace_file,
+        make_global=True,
+    )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from observability import write_report
+
+    if not args.trace_file.is_file():
+        raise SettingsError("TRACE_FILE", f"no such file: {args.trace_file}", source="command line")
+    summary = write_report(args.trace_file, args.output)
+    console.print(
+        f"{summary.generations} generation(s), {summary.workers} worker(s), "
+        f"{summary.gpu_seconds_attributed:.0f} GPU-s (${summary.cost_usd:.4f}) → "
+        f"{escape(str(args.output))}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``swarmpod`` console script."""
     args = _parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
+    telemetry: Telemetry | None = None
     try:
-        if args.command == "replay":
-            return _replay(args)  # each scenario runs on its own virtual-time loop
-        if args.command == "users":
-            return run_account_command(args)
-        if args.command == "serve":
-            args.service_config = ServiceConfig.load(args.config, host=args.host, port=args.port)
-            return anyio.run(_released_on_sigterm, _serve, args)
-        command = {"generate": _generate, "demo": _demo, "emulator": _emulator}[args.command]
-        if args.command == "generate":
-            _generate_settings(args)  # refuse bad settings before anything starts
-        if args.command == "emulator":
-            args.emulator_config = _emulator_config(args)
-            return anyio.run(command, args)
-        return anyio.run(_released_on_sigterm, command, args)
+        telemetry = _telemetry(args)
+        return _dispatch(args)
     except OrchestratorError as exc:
         phase = f", phase {exc.phase}" if exc.phase else ""
         console.print(
@@ -594,6 +651,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        if telemetry is not None:
+            telemetry.shutdown()  # flush: the last spans are written, not lost
+            _after_demo(args)
+
+
+def _after_demo(args: argparse.Namespace) -> None:
+    """The demo leaves its lifecycle report beside its trace file."""
+    if args.command != "demo" or args.trace_file is None or not args.trace_file.is_file():
+        return
+    from observability import write_report
+
+    output = args.out / "report.html"
+    summary = write_report(args.trace_file, output)
+    console.print(
+        f"trace: {escape(str(args.trace_file))} · lifecycle report: {escape(str(output))} "
+        f"({summary.gpu_seconds_attributed:.0f} GPU-s, ${summary.cost_usd:.4f})"
+    )
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "replay":
+        return _replay(args)  # each scenario runs on its own virtual-time loop
+    if args.command == "users":
+        return run_account_command(args)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "serve":
+        args.service_config = ServiceConfig.load(args.config, host=args.host, port=args.port)
+        return anyio.run(_released_on_sigterm, _serve, args)
+    command = {"generate": _generate, "demo": _demo, "emulator": _emulator}[args.command]
+    if args.command == "generate":
+        _generate_settings(args)  # refuse bad settings before anything starts
+    if args.command == "emulator":
+        args.emulator_config = _emulator_config(args)
+        return anyio.run(command, args)
+    return anyio.run(_released_on_sigterm, command, args)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,18 @@ left billing.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import anyio
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
+from observability import ChartSpans, CostLedger, GenerationCost, Telemetry, span_attributes
+from observability import span_time_ns as _span_now
 from statecharts import GenerationChart, Outcome, PathRecorder
 
 from ._progress import ProgressCallback, ProgressEvent, Stage
@@ -111,32 +116,38 @@ class ChartStock:
     generation and builds the next when a generation ends.
 
     >>> stock = ChartStock(lambda: 0.0)
-    >>> chart, recorder = stock.take()
+    >>> chart, recorder, spans = stock.take()
     >>> chart.state_id, recorder.path
     ('idle', ['Idle'])
+
+    With a ``tracer``, each chart also carries its (silent until started) span listener.
     """
 
-    def __init__(self, clock: Callable[[], float] = anyio.current_time) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = anyio.current_time, tracer: Tracer | None = None
+    ) -> None:
         self._clock = clock
-        self._ready: list[tuple[GenerationChart, PathRecorder]] = []
+        self._tracer = tracer
+        self._ready: list[tuple[GenerationChart, PathRecorder, ChartSpans]] = []
 
-    def take(self) -> tuple[GenerationChart, PathRecorder]:
-        """A fresh chart (state Idle, entered now) with its path recorder."""
+    def take(self) -> tuple[GenerationChart, PathRecorder, ChartSpans]:
+        """A fresh chart (state Idle, entered now) with its path recorder and span listener."""
         if not self._ready:
             return self._build()
-        chart, recorder = self._ready.pop()
+        chart, recorder, spans = self._ready.pop()
         for visit in recorder.visits:  # Idle, entered when built: it starts now
             visit.entered_at = self._clock()
-        return chart, recorder
+        return chart, recorder, spans
 
     def refill(self) -> None:
         """Build one chart ahead if none is ready."""
         if not self._ready:
             self._ready.append(self._build())
 
-    def _build(self) -> tuple[GenerationChart, PathRecorder]:
+    def _build(self) -> tuple[GenerationChart, PathRecorder, ChartSpans]:
         recorder = PathRecorder(self._clock)
-        return GenerationChart(listeners=[recorder]), recorder
+        spans = ChartSpans(self._tracer or trace.get_tracer("swarmpod"))
+        return GenerationChart(listeners=[recorder, spans]), recorder, spans
 
 
 class GenerationRun:
@@ -155,6 +166,9 @@ class GenerationRun:
         on_progress: called with each :class:`ProgressEvent`.
         clock: the loop clock (``anyio.current_time``); injectable for tests.
         charts: where the chart comes from (built ahead); a new one is built if None.
+        telemetry: where its spans and metrics go (a root span, one child per state).
+        costs: the ledger its cost is attributed in (``result.cost``).
+        endpoint_id: the endpoint, for span attributes.
     """
 
     def __init__(
@@ -170,6 +184,9 @@ class GenerationRun:
         on_progress: ProgressCallback | None = None,
         clock: Callable[[], float] = anyio.current_time,
         charts: ChartStock | None = None,
+        telemetry: Telemetry | None = None,
+        costs: CostLedger | None = None,
+        endpoint_id: str = "",
     ) -> None:
         self.request = request
         self._connect = connect
@@ -184,8 +201,20 @@ class GenerationRun:
         self._transport = "http" if transport == "http" else "ws"
         self._on_progress = on_progress
         self._clock = clock
-        self.chart, self.recorder = (charts or ChartStock(clock)).take()
+        self._telemetry = telemetry or Telemetry.default()
+        self.chart, self.recorder, self.spans = (
+            charts or ChartStock(clock, self._telemetry.tracer)
+        ).take()
         self._submitted_at = clock()
+        self.generation_id = uuid.uuid4().hex[:16]
+        model = request.params.get("model")
+        self.model = str(model) if model is not None else None
+        self._costs = costs or CostLedger()
+        self.cost: GenerationCost = self._costs.generation(
+            self.generation_id, user=request.user, model=self.model
+        )
+        self._endpoint_id = endpoint_id
+        self._root: Span | None = None
         self._admitted_at: float | None = None
         self._wake_job: Job | None = None
         self._handle: WorkerHandle | None = None
@@ -211,6 +240,19 @@ class GenerationRun:
 
     async def run(self) -> GenerationResult:
         """Drive the chart to a final state; return the result or raise the failure."""
+        root = self._start_trace()
+        try:
+            with trace.use_span(root, end_on_exit=False, record_exception=False):
+                await self._run()
+        finally:
+            self._end_trace(root)
+        failure = self.chart.failure
+        if isinstance(failure, OrchestratorError):
+            failure.path = tuple(self.recorder.path)
+            raise failure
+        return self._result()
+
+    async def _run(self) -> None:
         try:
             try:
                 self._station_or_none = await self._connect()
@@ -232,11 +274,6 @@ class GenerationRun:
                 raise
         finally:
             self._report_final()
-        failure = self.chart.failure
-        if isinstance(failure, OrchestratorError):
-            failure.path = tuple(self.recorder.path)
-            raise failure
-        return self._result()
 
     async def _attempt(self) -> None:
         """The admitted part: drive, and on every path shut down inside the slot."""
@@ -351,6 +388,7 @@ class GenerationRun:
             self._report(Stage.RELEASING, "giving the worker back")
         elif "Waking" in self.recorder.path:
             self._report(Stage.RELEASING, "withdrawing the request for a worker")
+        self._account(seat)
         with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeouts.release) as scope:
             if seat is not None:
                 await self._station.give_back(seat, broken=self._broken)
@@ -433,6 +471,10 @@ class GenerationRun:
     def _report(
         self, stage: Stage, message: str, *, percent: float | None = None, **detail: Any
     ) -> None:
+        self.spans.add_event(
+            stage.value,
+            {"message": message, **span_attributes({"percent": percent, **detail})},
+        )
         if self._on_progress is None:
             return
         event = ProgressEvent(
@@ -459,6 +501,104 @@ class GenerationRun:
         }[outcome]
         self._report(_FINAL_STAGE[outcome], message)
 
+    # --- tracing and cost -----------------------------------------------------------------
+
+    def _start_trace(self) -> Span:
+        """The generation's root span (child of the caller's current span, if any)."""
+        started = _span_now() - int((self._clock() - self._submitted_at) * 1e9)
+        attributes = span_attributes(
+            {
+                "generation.id": self.generation_id,
+                "user": self.request.user,
+                "model": self.model,
+                "endpoint.id": self._endpoint_id or None,
+                "images.requested": self.request.images,
+            },
+            prefix="swarmpod.",
+        )
+        root = self._telemetry.tracer.start_span(
+            f"Generation:{self.model or 'default'}", start_time=started, attributes=attributes
+        )
+        self._root = root
+        self.cost.span_context = root.get_span_context()
+        self.spans.start(root, self.chart, self._span_name)
+        return root
+
+    def _span_name(self, state: str) -> str:
+        """``Phase:detail`` span names (``Waking:runpod``, ``Ready:<worker>``, ...)."""
+        if state in ("Waking", "Polling"):
+            return f"{state}:runpod"
+        if state == "Ready" and self._handle is not None:
+            return f"Ready:{self._handle.worker_id}"
+        if state == "Generating":
+            return f"Generating:{self.model or 'default'}"
+        return state
+
+    def _end_trace(self, root: Span) -> None:
+        """Close the state spans, describe the outcome on the root, end it; record metrics."""
+        self.spans.close()
+        seat, handle = self._seat, self._handle
+        outcome = self.chart.outcome
+        startup = self._startup_seconds()
+        root.set_attributes(
+            span_attributes(
+                {
+                    "outcome": outcome.value if outcome else "failed",
+                    "cold_start": self.cold_start,
+                    "worker.id": handle.worker_id if handle else None,
+                    "lease.id": handle.hold_job_id if handle else None,
+                    "protocol": handle.protocol if handle else None,
+                    "images": len(self._images),
+                    "runpod.job_id": self._job_id(),
+                    "runpod.delay_ms": seat.delay_ms if seat is not None and seat.cold else None,
+                    "runpod.execution_ms": handle.receipt.execution_ms if handle else None,
+                    "startup_s": startup if self.cold_start else None,
+                    "gpu_seconds.boot": self.cost.boot_s,
+                    "gpu_seconds.execution": self.cost.execution_s,
+                },
+                prefix="swarmpod.",
+            )
+        )
+        failure = self.chart.failure
+        if outcome is Outcome.FAILED or failure is not None:
+            phase = getattr(failure, "phase", None)
+            root.set_status(Status(StatusCode.ERROR, type(failure).__name__))
+            root.set_attributes(
+                span_attributes(
+                    {"error.type": type(failure).__name__, "error.phase": phase or self._phase()}
+                )
+            )
+        total = self._clock() - self._submitted_at
+        root.end(end_time=_span_now())
+        instruments = self._telemetry.instruments
+        labels = {"outcome": outcome.value if outcome else "failed", "model": self.model or ""}
+        instruments.generation.record(total, labels)
+        if self.cold_start and outcome is not Outcome.CANCELLED:
+            instruments.cold_start.record(startup, {"model": self.model or ""})
+
+    def _job_id(self) -> str | None:
+        """The RunPod job that got this generation its worker (v1 wake-up, v2 lease)."""
+        seat = self._seat
+        if seat is not None and seat.job_ids:
+            return seat.job_ids[0]
+        return self._wake_job.id if self._wake_job is not None else None
+
+    def _startup_seconds(self) -> float:
+        seconds = self.recorder.seconds_in
+        return seconds("Waking") + seconds("Polling") + seconds("Ready")
+
+    def _account(self, seat: Seat | None) -> None:
+        """Tell the worker's bill what this generation used, before giving the worker back."""
+        seconds = self.recorder.seconds_in
+        cost = self.cost
+        cost.cold_start = self.cold_start
+        cost.execution_s = seconds("Ready") + seconds("Generating")
+        cost.boot_s = seconds("Waking") + seconds("Polling") if self.cold_start else 0.0
+        if seat is not None and seat.bill is not None:
+            seat.bill.serve(cost, execution_s=cost.execution_s)
+        elif seat is None:
+            self._costs.settle_alone(cost)
+
     def _result(self) -> GenerationResult:
         seconds = self.recorder.seconds_in
         seat = self._seat
@@ -481,4 +621,6 @@ class GenerationRun:
             job_ids=seat.job_ids if seat is not None else (),
             runpod_delay_ms=seat.delay_ms if seat is not None and cold else None,
             gpu_seconds=self.gpu_seconds,
+            cost=self.cost,
+            generation_id=self.generation_id,
         )

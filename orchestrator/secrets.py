@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
+from observability import register_secret
+
 __all__ = ["Secret"]
 
 _MASK: Final = "********"
@@ -21,13 +23,16 @@ class Secret:
     >>> key.reveal()
     'rpa_ABCDEF'
 
-    ``fingerprint`` gives a short, stable, non-reversible id for logs and journals.
+    ``fingerprint`` gives a short, stable, non-reversible id for logs and journals. Every
+    secret is also registered with the log redaction filter, so a value that slips into a
+    log message anyway is written as ``[REDACTED]``.
     """
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register_secret(value)
 
     def reveal(self) -> str:
         """Return the secret itself; call only where it goes on the wire."""

@@ -222,6 +222,8 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("Prewarm", "prewarm", _parse_prewarm),
     _Spec("DailyGpuSecondsPerUser", "daily_gpu_seconds_per_user", _parse_seconds(allow_zero=True)),
     _Spec("StateFile", "state_file", _parse_state_file),
+    _Spec("EndpointIdleTimeoutSec", "endpoint_idle_timeout_sec", _parse_seconds(allow_zero=True)),
+    _Spec("EndpointQueueDelaySec", "endpoint_queue_delay_sec", _parse_seconds(allow_zero=True)),
 )
 _BY_KEY: dict[str, _Spec] = {}
 for _spec in _SPECS:
@@ -266,6 +268,8 @@ class Settings:
     prewarm: tuple[str, ...] = ()
     daily_gpu_seconds_per_user: float = 0.0
     state_file: str | None = None
+    endpoint_idle_timeout_sec: float = 5.0
+    endpoint_queue_delay_sec: float = 4.0
 
     def __post_init__(self) -> None:
         for spec in _SPECS:

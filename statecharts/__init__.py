@@ -6,6 +6,7 @@ from ._diagrams import mermaid as mermaid
 from ._diagrams import write_diagrams as write_diagrams
 from ._recorder import PathRecorder as PathRecorder
 from ._recorder import StateVisit as StateVisit
+from ._svg import svg as svg
 from .generation import GenerationChart as GenerationChart
 from .generation import Outcome as Outcome
 from .lease import LeaseChart as LeaseChart
@@ -18,5 +19,6 @@ __all__ = [
     "StateVisit",
     "TransitionNotAllowed",
     "mermaid",
+    "svg",
     "write_diagrams",
 ]

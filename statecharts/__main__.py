@@ -1,4 +1,4 @@
-"""``python -m statecharts``: regenerate the Mermaid diagrams under statecharts/diagrams/."""
+"""``python -m statecharts``: regenerate the Mermaid and SVG diagrams in statecharts/diagrams/."""
 
 from ._diagrams import write_diagrams
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from statemachine.contrib.diagram import MermaidGraphMachine
 
+from ._svg import svg
 from .generation import GenerationChart
 from .lease import LeaseChart
 
@@ -21,11 +22,14 @@ def mermaid(chart: type) -> str:
 
 
 def write_diagrams(directory: Path = DIAGRAM_DIR) -> list[Path]:
-    """Write ``<name>.mmd`` for every chart; returns the paths written."""
+    """Write ``<name>.mmd`` and ``<name>.svg`` for every chart; returns the paths written."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name, chart in CHARTS.items():
-        path = directory / f"{name}.mmd"
-        path.write_text(mermaid(chart))
-        written.append(path)
+        for path, text in (
+            (directory / f"{name}.mmd", mermaid(chart)),
+            (directory / f"{name}.svg", svg(chart)),
+        ):
+            path.write_text(text)
+            written.append(path)
     return written

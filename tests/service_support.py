@@ -16,6 +16,7 @@ import anyio
 from cryptography.fernet import Fernet
 from support import ENDPOINT, KEY
 
+from observability import Telemetry
 from orchestrator import Settings
 from orchestrator.accounts import Role
 from orchestrator.emulator import EmulatedEndpoint, Emulator, EmulatorConfig, EndpointConfig
@@ -49,6 +50,7 @@ async def served(
     keys: tuple[str, ...] = (KEY,),
     users: Mapping[str, Role] | None = None,
     env: Mapping[str, str] | None = None,
+    telemetry: Telemetry | None = None,
     **settings: Any,
 ) -> AsyncIterator[Served]:
     """An emulator and a service on 127.0.0.1 (a free port) with ``users`` (name → role)."""
@@ -72,7 +74,7 @@ async def served(
             backends={"main": Settings.from_mapping(values)},
         )
         environ = {"SWARMPOD_MASTER_KEY": MASTER_KEY} if env is None else env
-        async with SwarmpodService(service_config, env=environ) as service:
+        async with SwarmpodService(service_config, env=environ, telemetry=telemetry) as service:
             world = Served(service, emulator, emulator.endpoint(ENDPOINT), state_dir)
             roster = users if users is not None else {"ann": Role.POWERUSER}
             for name, role in roster.items():
@@ -98,10 +100,12 @@ class ApiClient:
     base_url: str
     token: str | None
     session_id: str | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
 
     def headers(self) -> dict[str, str]:
-        """The Authorization header (when there is a token)."""
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        """The Authorization header (when there is a token), and ``extra_headers``."""
+        auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return {**auth, **self.extra_headers}
 
     async def call(
         self, route: str, body: Mapping[str, Any] | None = None, *, session: bool = True

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import anyio
 
+from observability import Telemetry
 from orchestrator import Orchestrator, ProgressEvent, Settings
 from orchestrator.emulator import EmulatedEndpoint, Emulator, EmulatorConfig, EndpointConfig
 
@@ -36,6 +37,7 @@ async def world(
     endpoint: EndpointConfig | None = None,
     *,
     key: str | None = KEY,
+    telemetry: Telemetry | None = None,
     **settings: Any,
 ) -> AsyncIterator[World]:
     """Start an emulator with one endpoint and an orchestrator using ``settings``.
@@ -55,7 +57,8 @@ async def world(
         }
         if key is not None:
             overrides["RunPodApiKey"] = key
-        async with Orchestrator(Settings.load(env={}, overrides=overrides)) as orch:
+        settings_ = Settings.load(env={}, overrides=overrides)
+        async with Orchestrator(settings_, telemetry=telemetry) as orch:
             yield World(emulator, emulator.endpoint(ENDPOINT), orch)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,44 @@ def test_serve_refuses_a_bad_config_with_exit_2(
     config.write_text("[backends.main]\nMaxConcurrent = 3\n")
     assert cli.main(["serve", "--config", str(config)]) == 2
     assert "backends.main.EndpointId" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_the_demo_leaves_a_trace_file_and_the_lifecycle_report(tmp_path: Path) -> None:
+    args = parse("demo", "--out", str(tmp_path))
+    telemetry = cli._telemetry(args)  # type: ignore[arg-type]
+    assert telemetry is not None
+    assert await cli._demo(args) == 0  # type: ignore[arg-type]
+    telemetry.shutdown()
+    cli._after_demo(args)  # type: ignore[arg-type]
+
+    trace = tmp_path / "trace.jsonl"
+    lines = trace.read_text().splitlines()
+    names = [json.loads(line)["name"] for line in lines]
+    assert sum(name.startswith("Generation:") for name in names) == 3
+    report = (tmp_path / "report.html").read_text()
+    assert report.lower().startswith("<!doctype html>")
+    assert report.count('class="bar"') > 10
+
+
+def test_report_writes_a_page_from_a_trace_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from observability import Telemetry
+
+    trace = tmp_path / "run.jsonl"
+    telemetry = Telemetry.configure(otlp=False, trace_file=trace)
+    with telemetry.tracer.start_as_current_span("Generation:m", attributes={"swarmpod.model": "m"}):
+        pass
+    telemetry.shutdown()
+
+    output = tmp_path / "out" / "report.html"
+    assert cli.main(["report", str(trace), "-o", str(output)]) == 0
+    assert output.is_file() and "1 generation(s)" in capsys.readouterr().err
+
+
+def test_report_of_a_missing_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["report", str(tmp_path / "nope.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err

@@ -48,6 +48,7 @@ PUBLIC = {
         "StateVisit",
         "TransitionNotAllowed",
         "mermaid",
+        "svg",
         "write_diagrams",
     },
     "orchestrator.replay": {
@@ -113,6 +114,35 @@ PUBLIC = {
         "run_account_command",
     },
     "orchestrator.service": {"ServiceConfig", "SwarmpodService", "route_table"},
+    "observability": {
+        "REDACTED",
+        "ChartSpans",
+        "CostLedger",
+        "EndpointBilling",
+        "GenerationCost",
+        "Instruments",
+        "JsonLinesSpanExporter",
+        "OpenSpans",
+        "PoolReading",
+        "RedactingFilter",
+        "ReportSummary",
+        "SpanEventRecord",
+        "SpanRecord",
+        "Telemetry",
+        "TraceContextFilter",
+        "WorkerBill",
+        "build_report",
+        "configure_logging",
+        "end_worker_span",
+        "otlp_configured",
+        "read_trace_file",
+        "record_cost_span",
+        "redact",
+        "register_secret",
+        "span_attributes",
+        "span_time_ns",
+        "write_report",
+    },
 }
 DOCUMENTED_PACKAGES = [
     "orchestrator.accounts",
@@ -125,6 +155,7 @@ DOCUMENTED_PACKAGES = [
     "orchestrator.emulator.swarm",
     "orchestrator.replay",
     "statecharts",
+    "observability",
 ]
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import anyio
 import looptime
 
+from observability import Telemetry
+
 from .._orchestrator import Orchestrator
 from .._progress import ProgressEvent
 from .._retry import RetryPolicy
@@ -136,7 +138,8 @@ async def run_scenario(scenario: Scenario) -> ScenarioReport:
         # Seeded backoff jitter: the same scenario gives the same timeline.
         retry = RetryPolicy(rng=random.Random(0))
         problems: list[str] = []
-        async with Orchestrator(settings, retry=retry) as orch:
+        telemetry = Telemetry.configure(in_memory=True, otlp=False)
+        async with Orchestrator(settings, retry=retry, telemetry=telemetry) as orch:
             async with anyio.create_task_group() as tasks:
                 for fault in scenario.faults:
                     tasks.start_soon(apply_fault, fault)
@@ -154,6 +157,10 @@ async def run_scenario(scenario: Scenario) -> ScenarioReport:
                     "after the last generation"
                 )
 
+        still_open = telemetry.open_spans()
+        telemetry.shutdown()
+        if still_open:
+            problems.append(f"span(s) left open after the run: {', '.join(still_open)}")
         left = [
             job.id for job in endpoint.jobs.values() if job.status in ("IN_QUEUE", "IN_PROGRESS")
         ]

@@ -9,7 +9,9 @@ from typing import Any, Final, TypeVar
 import aiohttp
 import anyio
 import msgspec
+from opentelemetry import trace
 
+from observability import span_time_ns
 from orchestrator._retry import RetryPolicy, parse_retry_after
 from orchestrator.errors import TransportError, runpod_error_for_status
 from orchestrator.secrets import Secret
@@ -265,6 +267,13 @@ class RunPodClient:
         _log.info(
             "[RunPodApiClient] /%s failed (%s), retry %d in %.2f s", route, what, attempt, delay
         )
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(
+                "retry",
+                {"route": route, "failure": what, "attempt": attempt, "delay_s": delay},
+                timestamp=span_time_ns(),
+            )
         await anyio.sleep(delay)
 
     def _report(

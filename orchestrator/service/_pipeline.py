@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 from aiohttp import WSMsgType, web
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from observability import span_time_ns
 
 from ..accounts import User
 from ._envelope import ApiRefusalError, bad_request, ok, read_body
@@ -78,7 +82,35 @@ class Route:
 async def handle_api(
     request: web.Request, service: SwarmpodService, routes: Mapping[str, Route]
 ) -> web.StreamResponse:
-    """Run one request through the pipeline."""
+    """Run one request through the pipeline, inside a server span.
+
+    The span continues the caller's trace when the request carries a W3C ``traceparent``
+    header, and the generations it starts are its children: one request, one trace.
+    """
+    tracer = service.telemetry.tracer
+    parent = propagate.extract(request.headers)
+    name = f"{request.method} {request.path}"
+    with tracer.start_as_current_span(
+        name,
+        context=parent,
+        kind=SpanKind.SERVER,
+        start_time=span_time_ns(),
+        end_on_exit=False,
+        attributes={"http.request.method": request.method, "url.path": request.path},
+    ) as span:
+        try:
+            response = await _handle_api(request, service, routes)
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            return response
+        finally:
+            span.end(end_time=span_time_ns())
+
+
+async def _handle_api(
+    request: web.Request, service: SwarmpodService, routes: Mapping[str, Route]
+) -> web.StreamResponse:
     name = request.match_info.get("route", "").lower()
     websocket = request.headers.get("Upgrade", "").lower() == "websocket"
     user = service.authenticate(request.headers.get("Authorization"))

@@ -17,6 +17,8 @@ import anyio
 import anyio.abc
 from aiohttp import web
 
+from observability import Telemetry
+
 from .._orchestrator import Orchestrator
 from ..accounts import Accounts, User
 from ..errors import OrchestratorError
@@ -57,6 +59,7 @@ class SwarmpodService:
         config: what to serve.
         session: the HTTP session the orchestrators use (tests route proxy URLs with it).
         env: the environment for the master key (default ``os.environ``).
+        telemetry: where spans and metrics go (default: the process's, ``Telemetry.default``).
     """
 
     def __init__(
@@ -65,8 +68,10 @@ class SwarmpodService:
         *,
         session: aiohttp.ClientSession | None = None,
         env: Mapping[str, str] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.config = config
+        self.telemetry = telemetry or Telemetry.default()
         self.sessions = SessionStore()
         self.server_id = str(uuid.uuid4())
         self.version = f"swarmpod-{_version()}"
@@ -134,7 +139,9 @@ class SwarmpodService:
         self._registry = ModelRegistry(state / "models.sqlite3")
         self._stack.callback(self._registry.close)
         for index, (name, settings) in enumerate(self.config.backends.items()):
-            orch = Orchestrator(settings, keys=self._accounts, session=self._session)
+            orch = Orchestrator(
+                settings, keys=self._accounts, session=self._session, telemetry=self.telemetry
+            )
             await self._stack.enter_async_context(orch)
             backend = Backend(index, name, settings, orch)
             backend.catalog = self._registry.load(backend.endpoint_id)

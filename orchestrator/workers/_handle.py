@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from observability import WorkerBill
+
 from ..secrets import Secret
 from ..swarmui import SwarmUIClient
 
@@ -88,6 +90,7 @@ class Seat:
         checked: the worker's SwarmUI was checked ready (sessions, backends) already.
         token: the holder's private reference (which lease or wake-up it came from).
         taken_at: loop time at which the seat was taken.
+        bill: the worker's bill, which the generation tells what it used (cost attribution).
     """
 
     handle: WorkerHandle
@@ -99,6 +102,7 @@ class Seat:
     checked: bool = False
     token: object = None
     taken_at: float = 0.0
+    bill: WorkerBill | None = None
 
 
 def copy_failure(failure: BaseException | None) -> BaseException:

@@ -26,7 +26,19 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import anyio
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span
 
+from observability import (
+    ChartSpans,
+    CostLedger,
+    Telemetry,
+    WorkerBill,
+    end_worker_span,
+    span_attributes,
+)
+from observability import span_time_ns as span_now
 from statecharts import LeaseChart
 
 from ..errors import OrchestratorError, ProtocolMismatchError
@@ -108,6 +120,9 @@ class _Lease:
     cancelled: bool = False
     seats_taken_at: list[float] = field(default_factory=list)
     changed: anyio.Event = field(default_factory=anyio.Event)
+    bill: WorkerBill | None = None
+    spans: ChartSpans | None = None
+    root: Span | None = None
 
     def poke(self) -> None:
         event, self.changed = self.changed, anyio.Event()
@@ -170,6 +185,8 @@ class LeasePool:
             worker woken by lease probes.
         on_confirmed: told ``"v2"`` when the first lease was streamed (to remember it).
         clock: the loop clock.
+        costs: the ledger each lease's estimated bill opens in (cost attribution).
+        telemetry: where each lease's trace goes (a root span, one child per lease state).
     """
 
     def __init__(
@@ -188,8 +205,12 @@ class LeasePool:
         probing: bool = False,
         on_confirmed: Callable[[str], None] | None = None,
         clock: Callable[[], float] = anyio.current_time,
+        costs: CostLedger | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._protocol = protocol
+        self._costs = costs or CostLedger()
+        self._telemetry = telemetry or Telemetry.default()
         self._key = key
         self._endpoint_id = endpoint_id
         self._spawn = spawn
@@ -370,6 +391,7 @@ class LeasePool:
             checked=True,
             token=lease,
             taken_at=taken_at,
+            bill=lease.bill,
         )
 
     def _rebalance(self, *, fresh: _Lease | None = None) -> None:
@@ -497,7 +519,16 @@ class LeasePool:
         )
         if for_floor:  # kept by the floor, not by its idle time: the worker never idles it out
             terms = LeaseTerms(_DEFAULT_MAX_LEASE_S, _DEFAULT_MAX_LEASE_S, _DEFAULT_MAX_LEASE_S)
-        lease = _Lease(self._numbers, LeaseChart(), terms, requested_at=self._clock())
+        spans = ChartSpans(self._telemetry.tracer)
+        lease = _Lease(
+            self._numbers, LeaseChart(listeners=[spans]), terms, requested_at=self._clock()
+        )
+        lease.spans = spans
+        lease.bill = self._costs.open_worker(
+            f"{self._endpoint_id} lease #{self._numbers}",
+            protocol="v2",
+            requested_at=lease.requested_at,
+        )
         lease.keep_until = hold_s  # made absolute once the worker is ready
         self._leases.append(lease)
         self._all_ended = anyio.Event()
@@ -508,6 +539,43 @@ class LeasePool:
         self._spawn(run)
 
     async def _run_lease(self, lease: _Lease) -> None:
+        root = self._trace_lease(lease)
+        with trace.use_span(root, end_on_exit=False, record_exception=False):
+            await self._drive_lease(lease)
+
+    def _trace_lease(self, lease: _Lease) -> Span:
+        """The lease's own trace: a root span (not a child of whoever asked for it)."""
+        root = self._telemetry.tracer.start_span(
+            f"Lease:{self._endpoint_id}",
+            context=otel_context.Context(),
+            start_time=span_now(),
+            attributes=span_attributes(
+                {"endpoint.id": self._endpoint_id, "protocol": "v2", "lease.number": lease.number},
+                prefix="swarmpod.",
+            ),
+        )
+        lease.root = root
+        if lease.bill is not None:
+            lease.bill.span_context = root.get_span_context()
+        assert lease.spans is not None
+        lease.spans.start(root, lease.chart)
+        return root
+
+    def _end_trace(self, lease: _Lease, failure: BaseException | None) -> None:
+        root, bill = lease.root, lease.bill
+        if lease.spans is not None:
+            lease.spans.close()
+        if root is not None:
+            end_worker_span(
+                root,
+                bill,
+                lease_id=lease.job.id if lease.job else None,
+                worker_id=lease.handle.worker_id if lease.handle else None,
+                failure=failure,
+                generations=len(lease.seats_taken_at),
+            )
+
+    async def _drive_lease(self, lease: _Lease) -> None:
         outcome = "lost"
         failure: BaseException | None = None
         try:
@@ -543,6 +611,8 @@ class LeasePool:
         if lease.chart.state_id == "queued":
             lease.chart.send("assigned")
         lease.handle = handle
+        if lease.bill is not None:
+            lease.bill.assigned(handle.worker_id)
         lease.chart.send("leased")
         if self._probing:
             self._probing = False
@@ -560,6 +630,8 @@ class LeasePool:
         self._capacity_estimate = capacity
         lease.ready = True
         lease.warm_at = now
+        if lease.bill is not None:
+            lease.bill.ready(now)
         lease.idle_since = now
         lease.keep_until = now + lease.keep_until
         self._idle.observe_cold_start(now - lease.requested_at)
@@ -638,8 +710,7 @@ class LeasePool:
                 log.info("[RunPodServerless] %s already has a worker; kept", lease.label)
                 return False
         lease.chart.send("release")
-        if await self._protocol.release(lease.job.id):
-            lease.cancelled = True
+        if self._cancelled(lease, await self._protocol.release(lease.job.id)):
             lease.chart.send("ended")
             log.info("[RunPodServerless] %s withdrawn before it billed", lease.label)
         return True
@@ -706,8 +777,7 @@ class LeasePool:
         assert lease.job is not None
         lease.chart.send("release")
         with anyio.CancelScope(shield=True), anyio.move_on_after(self._release_timeout):
-            if await self._protocol.release(lease.job.id):
-                lease.cancelled = True
+            self._cancelled(lease, await self._protocol.release(lease.job.id))
         if lease.cancelled:
             lease.chart.send("ended")
         log.info(
@@ -715,6 +785,23 @@ class LeasePool:
             lease.label,
             lease.handle.worker_id if lease.handle else "?",
         )
+
+    def _cancelled(self, lease: _Lease, answer: Job | None) -> bool:
+        """Note a cancel RunPod took, and the job's delay and execution times it reported."""
+        if answer is None:
+            return False
+        lease.cancelled = True
+        if lease.root is not None:
+            lease.root.set_attributes(
+                span_attributes(
+                    {
+                        "runpod.delay_ms": answer.delay_time,
+                        "runpod.execution_ms": answer.execution_time,
+                    },
+                    prefix="swarmpod.",
+                )
+            )
+        return True
 
     async def _interruptible(
         self, lease: _Lease, poll: Callable[[], Awaitable[tuple[JobStatus, WorkerHandle | None]]]
@@ -748,9 +835,16 @@ class LeasePool:
         job = lease.job
         if lease.live and job is not None and not lease.cancelled and not lease.ended_by_worker:
             with anyio.move_on_after(self._release_timeout):
-                lease.cancelled = await self._protocol.release(job.id)
+                self._cancelled(lease, await self._protocol.release(job.id))
         if lease.live:
             lease.chart.send("lose")
+        if lease.bill is not None:  # a lease never accepted (no job) cost nothing
+            lease.bill.stop(
+                self._clock() if job is not None else lease.requested_at,
+                ended_by_itself=lease.ended_by_worker or not lease.cancelled,
+                expected_boot_s=self._idle.cold_start_s,
+            )
+        self._end_trace(lease, failure)
         if failure is not None:
             self._lost(lease, failure)
         if self._journal is not None and lease.entry is not None:

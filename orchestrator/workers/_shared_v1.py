@@ -17,6 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+from observability import CostLedger, Telemetry, WorkerBill, end_worker_span, span_attributes
+from observability import span_time_ns as span_now
 
 from ..runpod import Job
 from ..secrets import Secret
@@ -48,6 +54,9 @@ class _Wake:
     failure: BaseException | None = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     entry: int | None = None
+    bill: WorkerBill | None = None
+    root: Span | None = None
+    phase: Span | None = None
 
 
 class SharedV1Worker:
@@ -59,6 +68,8 @@ class SharedV1Worker:
         idle: the endpoint's idle window: how long the worker is kept after its last user.
         journal: journals each wake-up and its keepalive (crash-safe release), with ``key``
             (by fingerprint) and ``endpoint_id``.
+        costs: the ledger each wake-up's estimated bill opens in (cost attribution).
+        telemetry: where each worker's trace goes (``Worker:<endpoint>``: Booting, Warm).
     """
 
     def __init__(
@@ -70,7 +81,11 @@ class SharedV1Worker:
         journal: LeaseJournal | None = None,
         key: Secret | None = None,
         endpoint_id: str = "",
+        costs: CostLedger | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._costs = costs or CostLedger()
+        self._telemetry = telemetry or Telemetry.default()
         self._protocol = protocol
         self._spawn = spawn
         self._idle = idle or IdleWindow(0.0)
@@ -109,8 +124,13 @@ class SharedV1Worker:
             return None
         self._users += 1
         self._epoch += 1
+        wake = self._wake
         return Seat(
-            handle=handle, cold=False, session_id=handle.receipt.session_id, token=self._wake
+            handle=handle,
+            cold=False,
+            session_id=handle.receipt.session_id,
+            token=wake,
+            bill=wake.bill if wake is not None else None,
         )
 
     async def acquire(self, report: WaitingCallback) -> Seat:
@@ -126,6 +146,7 @@ class SharedV1Worker:
         try:
             if self._wake is None:
                 self._wake = _Wake()
+                self._opened(self._wake)
                 report(Waiting(WaitReason.REQUESTING))
                 self._spawn(self._wake_and_hold)
             wake = self._wake
@@ -150,6 +171,7 @@ class SharedV1Worker:
             delay_ms=handle.receipt.delay_ms,
             session_id=handle.receipt.session_id,
             token=wake,
+            bill=wake.bill,
         )
 
     async def give_back(self, seat: Seat, *, broken: bool = False) -> None:
@@ -205,12 +227,74 @@ class SharedV1Worker:
         cancelled: list[str] = []
         for wake in wakes:
             wake.scope.cancel()
-            cancelled += await self._protocol.release(wake_job=wake.job, handle=wake.handle)
+            released = await self._protocol.release(wake_job=wake.job, handle=wake.handle)
+            cancelled += released
+            self._stopped(wake, held_to_the_end=bool(released))
             if self._journal is not None and wake.entry is not None:
                 expected = [j for j in (wake.handle and wake.handle.hold_job_id,) if j]
                 if all(job_id in cancelled for job_id in expected):
                     self._journal.close(wake.entry, "released")
         return cancelled
+
+    # --- cost and trace of one wake-up ------------------------------------------------------
+
+    def _opened(self, wake: _Wake) -> None:
+        """The wake-up starts: its bill opens, and its trace (``Worker:<endpoint>``)."""
+        now = anyio.current_time()
+        wake.bill = self._costs.open_worker(
+            f"{self._endpoint_id} v1 worker", protocol="v1", requested_at=now
+        )
+        tracer = self._telemetry.tracer
+        wake.root = tracer.start_span(
+            f"Worker:{self._endpoint_id}",
+            context=otel_context.Context(),
+            start_time=span_now(),
+            attributes=span_attributes(
+                {"endpoint.id": self._endpoint_id, "protocol": "v1"}, prefix="swarmpod."
+            ),
+        )
+        wake.bill.span_context = wake.root.get_span_context()
+        wake.phase = self._phase_span(wake, "Booting")
+
+    def _phase_span(self, wake: _Wake, phase: str) -> Span:
+        assert wake.root is not None
+        return self._telemetry.tracer.start_span(
+            phase,
+            context=trace.set_span_in_context(wake.root),
+            start_time=span_now(),
+            attributes={"swarmpod.phase": phase},
+        )
+
+    def _woken(self, wake: _Wake) -> None:
+        """The worker answers: its boot ends, it is warm."""
+        assert wake.handle is not None
+        if wake.bill is not None:
+            wake.bill.assigned(wake.handle.worker_id)
+            wake.bill.ready(anyio.current_time())
+        if wake.phase is not None:
+            wake.phase.end(end_time=span_now())
+            wake.phase = self._phase_span(wake, "Warm")
+
+    def _stopped(self, wake: _Wake, *, held_to_the_end: bool) -> None:
+        """The worker was released (its job cancelled) or abandoned: close its bill and trace."""
+        bill = wake.bill
+        if bill is not None:
+            wake_job = wake.job
+            at = anyio.current_time() if wake_job is not None else bill.requested_at
+            bill.stop(at, ended_by_itself=not held_to_the_end)
+        now = span_now()
+        if wake.phase is not None:
+            wake.phase.end(end_time=now)
+            wake.phase = None
+        if wake.root is not None:
+            end_worker_span(
+                wake.root,
+                bill,
+                lease_id=wake.job.id if wake.job else None,
+                worker_id=wake.handle.worker_id if wake.handle else None,
+                failure=wake.failure,
+            )
+            wake.root = None
 
     def _journal_job(self, wake: _Wake, job_id: str | None) -> None:
         if self._journal is not None and wake.entry is not None and job_id:
@@ -221,6 +305,13 @@ class SharedV1Worker:
     async def _wake_and_hold(self) -> None:
         wake = self._wake
         assert wake is not None
+        if wake.root is None:
+            await self._wake_and_keep(wake)
+            return
+        with trace.use_span(wake.root, end_on_exit=False, record_exception=False):
+            await self._wake_and_keep(wake)
+
+    async def _wake_and_keep(self, wake: _Wake) -> None:
 
         def broadcast(job: Job) -> None:
             wake.job = job
@@ -236,6 +327,7 @@ class SharedV1Worker:
                 wake.accepted.set()
                 receipt = await self._protocol.wait_until_woken(wake.job, watch=broadcast)
                 wake.handle = await self._protocol.hold(receipt)
+                self._woken(wake)
                 self._journal_job(wake, wake.handle.hold_job_id)
             except Exception as exc:
                 wake.failure = exc

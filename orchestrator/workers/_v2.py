@@ -135,22 +135,23 @@ class V2Protocol:
                 return handle
             await anyio.sleep(self.poll_interval)
 
-    async def release(self, job_id: str) -> bool:
+    async def release(self, job_id: str) -> Job | None:
         """Cancel the lease job (withdraws a queued lease, stops a running worker).
 
-        Returns whether RunPod took the cancel. Errors are logged, never raised: release runs
-        on every path and the lease ends by itself at the worker's idle or max time anyway.
+        Returns the job as the cancel answered it (its ``delayTime`` and ``executionTime``
+        once a worker had picked it up), or None when RunPod did not take the cancel. Errors
+        are logged, never raised: release runs on every path and the lease ends by itself at
+        the worker's idle or max time anyway.
         """
         try:
-            await self.client.cancel(job_id)
+            return await self.client.cancel(job_id)
         except OrchestratorError as exc:
             log.warning(
                 "[RunPodServerless] could not cancel lease %s: %s; its worker ends it when idle",
                 job_id,
                 exc,
             )
-            return False
-        return True
+            return None
 
 
 def _handle_from(job_id: str, output: Any) -> WorkerHandle:

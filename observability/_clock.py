@@ -1,0 +1,31 @@
+"""Span timestamps from the event loop's clock, so virtual time (looptime) shows in traces.
+
+Spans need wall-clock nanoseconds; swarmpod's durations come from the loop clock. Each running
+loop is anchored once to the wall clock, and later timestamps follow the loop from there: a
+120 s cold start replayed in virtual time still lasts 120 s in Jaeger and in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+
+__all__ = ["span_time_ns"]
+
+_anchors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, float]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def span_time_ns() -> int:
+    """Now, in ns since the epoch, following the running loop's clock (wall clock outside)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return time.time_ns()
+    anchor = _anchors.get(loop)
+    if anchor is None:
+        anchor = (time.time_ns(), loop.time())
+        _anchors[loop] = anchor
+    return anchor[0] + int((loop.time() - anchor[1]) * 1_000_000_000)
