@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Tracer
 from opentelemetry.util.types import AttributeValue
 
@@ -51,8 +52,10 @@ class ChartSpans:
         self._tracer = tracer
         self._clock_ns = clock_ns
         self._root: Span | None = None
+        self._recording = False
         self._namer: PhaseNamer = str
-        self._open: dict[str, Span] = {}
+        self._open: dict[str, tuple[Span, Context]] = {}
+        self._root_context: Context | None = None
 
     @property
     def root(self) -> Span | None:
@@ -60,10 +63,15 @@ class ChartSpans:
         return self._root
 
     @property
+    def recording(self) -> bool:
+        """Whether spans are being recorded (started, with a recording root)."""
+        return self._recording
+
+    @property
     def current(self) -> Span | None:
         """The innermost open state span (events go there), else the root."""
         if self._open:
-            return next(reversed(self._open.values()))
+            return next(reversed(self._open.values()))[0]
         return self._root
 
     def start(self, root: Span, chart: Any, namer: PhaseNamer | None = None) -> None:
@@ -73,8 +81,10 @@ class ChartSpans:
         """
         self._root = root
         self._namer = namer or str
-        if not root.is_recording():
+        self._recording = root.is_recording()
+        if not self._recording:
             return
+        self._root_context = trace.set_span_in_context(root)
         for state in sorted(chart.configuration, key=lambda s: s.parent is not None):
             self._enter(state, "")
 
@@ -83,40 +93,39 @@ class ChartSpans:
         self._namer = namer
 
     def on_enter_state(self, state: Any, event: Any) -> None:
-        if self._root is None or not self._root.is_recording():
-            return
-        self._enter(state, str(event))
+        if self._recording:
+            self._enter(state, str(event))
 
     def on_exit_state(self, state: Any) -> None:
-        span = self._open.pop(str(state.id), None)
-        if span is not None:
-            span.end(end_time=self._clock_ns())
+        if self._recording:
+            opened = self._open.pop(str(state.id), None)
+            if opened is not None:
+                opened[0].end(end_time=self._clock_ns())
 
     def add_event(self, name: str, attributes: Mapping[str, AttributeValue]) -> None:
         """Add a span event (a poll, a progress update, a retry) to the current state's span."""
         span = self.current
-        if span is not None and span.is_recording():
+        if span is not None:
             span.add_event(name, attributes, timestamp=self._clock_ns())
 
     def close(self) -> None:
         """End every state span still open (innermost first); the root is the owner's."""
         now = self._clock_ns()
         for key in reversed(list(self._open)):
-            self._open.pop(key).end(end_time=now)
+            self._open.pop(key)[0].end(end_time=now)
 
     def _enter(self, state: Any, event: str) -> None:
-        assert self._root is not None
-        parent_state = getattr(state, "parent", None)
+        parent_state = state.parent
         parent = self._open.get(str(parent_state.id)) if parent_state is not None else None
         name = str(state.name)
         now = self._clock_ns()
         span = self._tracer.start_span(
             self._namer(name),
-            context=trace.set_span_in_context(parent or self._root),
+            context=parent[1] if parent is not None else self._root_context,
             start_time=now,
             attributes={"swarmpod.phase": name, "swarmpod.event": event},
         )
-        if getattr(state, "final", False):
+        if state.final:
             span.end(end_time=now)
         else:
-            self._open[str(state.id)] = span
+            self._open[str(state.id)] = (span, trace.set_span_in_context(span))

@@ -39,20 +39,43 @@ _SHAPES: Final = re.compile(
 )
 _MIN_SECRET_LENGTH: Final = 6  # shorter values would redact ordinary words
 
+_MAX_SECRETS: Final = 4096  # the oldest are forgotten first (shapes still catch keys)
+
 _lock = threading.Lock()
-_secrets: set[str] = set()
+_secrets: dict[str, None] = {}  # insertion-ordered: a bounded registry
 _pattern: re.Pattern[str] | None = None
+_dirty = False
 
 
 def register_secret(value: str) -> None:
-    """Redact ``value`` from every log record from now on (a key, a token)."""
-    global _pattern
-    if len(value) < _MIN_SECRET_LENGTH or value in _secrets:
+    """Redact ``value`` from every log record from now on (a key, a token).
+
+    Cheap: the matcher is rebuilt at the next redaction, not at each registration. The
+    registry keeps the newest 4096 secrets; long-lived ones (RunPod keys, API tokens) are
+    registered again whenever they are loaded.
+    """
+    global _dirty
+    if len(value) < _MIN_SECRET_LENGTH:
         return
     with _lock:
-        _secrets.add(value)
-        ordered = sorted(_secrets, key=len, reverse=True)
+        if value in _secrets:
+            return
+        _secrets[value] = None
+        if len(_secrets) > _MAX_SECRETS:
+            del _secrets[next(iter(_secrets))]
+        _dirty = True
+
+
+def _matcher() -> re.Pattern[str] | None:
+    global _pattern, _dirty
+    if _dirty:
+        with _lock:
+            ordered = sorted(_secrets, key=len, reverse=True)
+            _dirty = False
+        # Compiled outside the lock: a log record written meanwhile (a finalizer run by the
+        # garbage collector, say) redacts with the previous matcher instead of deadlocking.
         _pattern = re.compile("|".join(re.escape(secret) for secret in ordered))
+    return _pattern
 
 
 def redact(text: str) -> str:
@@ -61,7 +84,7 @@ def redact(text: str) -> str:
     >>> redact("calling with rpa_ABCDEF123456 and Bearer abc.def-ghi")
     'calling with [REDACTED] and Bearer [REDACTED]'
     """
-    pattern = _pattern
+    pattern = _matcher()
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
     return _SHAPES.sub(lambda m: (m.group("bearer") or "") + REDACTED, text)

@@ -80,7 +80,10 @@ class Instruments:
             with self._lock:
                 readers = list(self._pools)
             for read in readers:
-                reading = read()
+                try:  # read from the exporter's thread while the loop may change the pool
+                    reading = read()
+                except RuntimeError:
+                    continue  # a dict resized mid-read: the next collection reads it
                 yield Observation(value(reading), {"endpoint": reading.endpoint_id})
 
         return callback

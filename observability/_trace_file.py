@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, TypeAlias
 
+import msgspec
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -48,6 +49,7 @@ AttributeValue: TypeAlias = str | bool | int | float | list[str | bool | int | f
 """An attribute value as the file holds it (JSON-native)."""
 
 _STATUSES: Final = frozenset({"UNSET", "OK", "ERROR"})
+_ENCODER: Final = msgspec.json.Encoder()  # several times faster than json, on the export thread
 _FILE_MODE: Final = 0o600
 _NS_PER_S: Final = 1e9
 
@@ -166,7 +168,7 @@ class JsonLinesSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Append the spans, one line each, and flush."""
-        payload = "".join(_span_line(span) for span in spans).encode("utf-8")
+        payload = b"".join(_span_line(span) for span in spans)
         with self._lock:
             if self._file is None:
                 return SpanExportResult.FAILURE
@@ -190,8 +192,8 @@ class JsonLinesSpanExporter(SpanExporter):
         return True
 
 
-def _span_line(span: ReadableSpan) -> str:
-    """The JSON line (with its newline) that the trace file holds for ``span``."""
+def _span_line(span: ReadableSpan) -> bytes:
+    """The JSON line (UTF-8, with its newline) that the trace file holds for ``span``."""
     context = span.get_span_context()
     if context is None:
         raise ValueError(f"span {span.name!r} has no context")
@@ -216,7 +218,7 @@ def _span_line(span: ReadableSpan) -> str:
         ],
         "resource": _json_attributes(span.resource.attributes),
     }
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+    return _ENCODER.encode(record) + b"\n"
 
 
 def _json_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:

@@ -165,6 +165,7 @@ class Orchestrator:
         )
         self._charts = ChartStock(tracer=self.telemetry.tracer)
         self._unwatch: Callable[[], None] | None = None
+        self._charged: dict[str, float] = {}  # generation id → GPU-s charged before final
 
     async def __aenter__(self) -> Self:
         if self._session is None:
@@ -449,6 +450,7 @@ class Orchestrator:
             instruments.cost.add(self.costs.billing.usd(billed), {"user": "", "model": ""})
             record_cost_span(self.telemetry.tracer, settled, self.costs.billing)
             return
+        self._charge_rest(settled)
         user, model = settled.user or "", settled.model or ""
         for phase, seconds in (
             ("boot", settled.boot_s),
@@ -472,9 +474,19 @@ class Orchestrator:
 
     def _charge(self, user: str | None, run: GenerationRun) -> None:
         """Charge the user's budget with the GPU-seconds this generation kept a worker busy
-        (only counted when a budget is set: no SQLite write per generation otherwise)."""
+        (only counted when a budget is set: no SQLite write per generation otherwise). Its
+        share of the worker's idle time follows when the worker's bill closes (:meth:`_settled`).
+        """
         if self._budget is not None and self._budget.limit_s > 0:
             self._budget.charge(user, run.gpu_seconds)
+            if not run.cost.final:
+                self._charged[run.generation_id] = run.gpu_seconds
+
+    def _charge_rest(self, cost: GenerationCost) -> None:
+        """A generation's cost became final: charge what its first charge did not cover."""
+        charged = self._charged.pop(cost.generation_id, None)
+        if charged is not None and self._budget is not None:
+            self._budget.charge(cost.user, cost.gpu_seconds - charged)
 
     def _client(
         self, session: aiohttp.ClientSession, key: Secret, *, endpoint_id: str | None = None

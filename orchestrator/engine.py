@@ -443,15 +443,16 @@ class GenerationRun:
 
     def _on_swarm_event(self, event: GenerationEvent) -> None:
         if isinstance(event, Progress):
-            done = len(self._images)
             overall = event.overall
-            self._report(
-                Stage.GENERATING,
-                f"generating {overall:.0%}",
-                percent=overall,
-                batch_index=event.batch_index,
-                done=done,
-            )
+            if self.spans.recording:  # the hot path: one per step, kept lean
+                self.spans.add_event("progress", {"percent": overall, "image": event.batch_index})
+            if self._on_progress is not None:
+                self._notify(
+                    Stage.GENERATING,
+                    f"generating {overall:.0%}",
+                    overall,
+                    {"batch_index": event.batch_index, "done": len(self._images)},
+                )
         elif isinstance(event, StatusUpdate) and event.loading_models:
             self._report(Stage.GENERATING, "the worker is loading the model", percent=None)
         elif isinstance(event, RequestSent):
@@ -471,12 +472,18 @@ class GenerationRun:
     def _report(
         self, stage: Stage, message: str, *, percent: float | None = None, **detail: Any
     ) -> None:
-        self.spans.add_event(
-            stage.value,
-            {"message": message, **span_attributes({"percent": percent, **detail})},
-        )
-        if self._on_progress is None:
-            return
+        if self.spans.recording:
+            self.spans.add_event(
+                stage.value,
+                {"message": message, **span_attributes({"percent": percent, **detail})},
+            )
+        if self._on_progress is not None:
+            self._notify(stage, message, percent, detail)
+
+    def _notify(
+        self, stage: Stage, message: str, percent: float | None, detail: Mapping[str, Any]
+    ) -> None:
+        assert self._on_progress is not None
         event = ProgressEvent(
             stage=stage,
             message=message,

@@ -23,16 +23,19 @@ class Secret:
     >>> key.reveal()
     'rpa_ABCDEF'
 
-    ``fingerprint`` gives a short, stable, non-reversible id for logs and journals. Every
-    secret is also registered with the log redaction filter, so a value that slips into a
-    log message anyway is written as ``[REDACTED]``.
+    ``fingerprint`` gives a short, stable, non-reversible id for logs and journals. A secret
+    is also registered with the log redaction filter, so a value that slips into a log
+    message anyway is written as ``[REDACTED]``; ``ephemeral`` ones (a lease's bearer token,
+    made per worker and never logged) are not, so a long-running service does not collect
+    one per lease: their ``Bearer …`` shape is redacted anyway.
     """
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, *, ephemeral: bool = False) -> None:
         self._value = value
-        register_secret(value)
+        if not ephemeral:
+            register_secret(value)
 
     def reveal(self) -> str:
         """Return the secret itself; call only where it goes on the wire."""

@@ -59,3 +59,15 @@ def test_a_zero_budget_means_no_limit() -> None:
     budget.charge(None, 10_000)
     budget.check(None)
     assert budget.used(None) == 10_000
+
+
+async def test_a_generations_share_of_its_workers_idle_time_is_charged_once_released() -> None:
+    async with world(V2, DailyGpuSecondsPerUser=1000, IdleTimeoutSec=30) as w:
+        result = await w.orch.generate(PARAMS, user="ann")
+        budget = w.orch._budget
+        assert budget is not None
+        at_the_end = budget.used("ann")
+        await w.orch.drain()  # the worker is released: its bill closes
+        assert result.cost is not None and result.cost.final
+        assert result.cost.idle_tail_s > 0
+        assert budget.used("ann") == pytest.approx(max(at_the_end, result.cost.gpu_seconds))

@@ -119,3 +119,24 @@ async def test_keys_planted_everywhere_reach_no_log_span_metric_or_file(
     assert generation.parent.span_id == server.context.span_id
     assert server.parent is not None
     assert f"{server.parent.trace_id:032x}" == TRACEPARENT.split("-")[1]
+
+
+def test_the_registry_stays_bounded_and_lease_tokens_are_caught_by_shape(
+    log_stream: io.StringIO,
+) -> None:
+    from observability import _logs
+
+    kept = dict(_logs._secrets)
+    try:
+        for index in range(5000):
+            _logs.register_secret(f"short-lived-secret-{index:05d}")
+        assert len(_logs._secrets) <= 4096
+        assert redact("x short-lived-secret-04999 y") == f"x {REDACTED} y"
+        lease = Secret("Bearer lease-token-abc123", ephemeral=True)
+        assert "Bearer lease-token-abc123" not in _logs._secrets
+        logging.getLogger("swarmpod.test").warning("sent %s", lease.reveal())
+        assert "lease-token-abc123" not in log_stream.getvalue()
+    finally:  # the rest of the session keeps a small matcher
+        _logs._secrets.clear()
+        _logs._secrets.update(kept)
+        _logs._dirty = True

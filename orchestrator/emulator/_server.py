@@ -174,7 +174,7 @@ async def _run(request: web.Request, endpoint: EmulatedEndpoint) -> web.Response
     if isinstance(parsed, web.Response):
         return parsed
     job = endpoint.submit(*parsed, sync=False)
-    job.key_fingerprint = Secret(_key_of(request)).fingerprint
+    job.key_fingerprint = Secret(_key_of(request), ephemeral=True).fingerprint
     return web.json_response({"id": job.id, "status": job.status})
 
 
@@ -188,7 +188,7 @@ async def _runsync(request: web.Request, endpoint: EmulatedEndpoint) -> web.Resp
     if isinstance(parsed, web.Response):
         return parsed
     job = endpoint.submit(*parsed, sync=True)
-    job.key_fingerprint = Secret(_key_of(request)).fingerprint
+    job.key_fingerprint = Secret(_key_of(request), ephemeral=True).fingerprint
     await endpoint.wait_terminal(job, min(max(wait_ms, low), high) / 1000)
     return web.json_response(job.to_api(_now()))
 

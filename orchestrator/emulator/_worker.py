@@ -53,7 +53,7 @@ def new_worker_id() -> str:
 
 def new_worker_key() -> Secret:
     """A fresh ``RUNPOD_AI_API_KEY`` for one process of a hosted worker."""
-    return Secret(f"wk_{secrets.token_urlsafe(24)}")
+    return Secret(f"wk_{secrets.token_urlsafe(24)}", ephemeral=True)
 
 
 class EmulatedWorker:

@@ -203,7 +203,7 @@ def _handle_from(job_id: str, output: Any) -> WorkerHandle:
         receipt=receipt,
         protocol="v2",
         hold_job_id=job_id,
-        authorization=Secret(f"Bearer {token}"),
+        authorization=Secret(f"Bearer {token}", ephemeral=True),
     )
 
 
