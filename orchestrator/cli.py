@@ -612,12 +612,17 @@ def _telemetry(args: argparse.Namespace) -> Telemetry | None:
         args.trace_file = args.out / "trace.jsonl"
         args.trace_file.parent.mkdir(parents=True, exist_ok=True)
         args.trace_file.unlink(missing_ok=True)  # the demo's report shows this run only
-    return Telemetry.configure(
-        otlp=True if args.otlp else None,
-        console=args.console_spans,
-        trace_file=args.trace_file,
-        make_global=True,
-    )
+    try:
+        return Telemetry.configure(
+            otlp=True if args.otlp else None,
+            console=args.console_spans,
+            trace_file=args.trace_file,
+            make_global=True,
+        )
+    except OSError as exc:
+        raise SettingsError(
+            "--trace-file", f"cannot write {args.trace_file}: {exc.strerror}", source="command line"
+        ) from None
 
 
 def _report(args: argparse.Namespace) -> int:

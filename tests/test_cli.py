@@ -207,3 +207,13 @@ def test_report_of_a_missing_file_exits_2(
 ) -> None:
     assert cli.main(["report", str(tmp_path / "nope.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_an_unwritable_trace_file_exits_2_naming_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    trace = blocker / "trace.jsonl"
+    assert cli.main(["generate", "x", "--trace-file", str(trace), "--out", str(tmp_path)]) == 2
+    assert "--trace-file" in capsys.readouterr().err
