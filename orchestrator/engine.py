@@ -72,6 +72,11 @@ _FINAL_STAGE = {
     Outcome.FAILED: Stage.FAILED,
     Outcome.CANCELLED: Stage.CANCELLED,
 }
+# Progress stages that a state span already shows (Ready, ShuttingDown, the final states):
+# no span event repeats them.
+_STAGES_SEEN_AS_SPANS = frozenset(
+    {Stage.READY, Stage.RELEASING, Stage.DONE, Stage.FAILED, Stage.CANCELLED}
+)
 # SwarmUI derives the image size from these instead of width/height when they are set.
 _SIZE_OVERRIDES = {"rawresolution", "sidelength", "refinerupscale", "aspectratio"}
 
@@ -472,7 +477,7 @@ class GenerationRun:
     def _report(
         self, stage: Stage, message: str, *, percent: float | None = None, **detail: Any
     ) -> None:
-        if self.spans.recording:
+        if self.spans.recording and stage not in _STAGES_SEEN_AS_SPANS:
             self.spans.add_event(
                 stage.value,
                 {"message": message, **span_attributes({"percent": percent, **detail})},
