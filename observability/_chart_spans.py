@@ -88,10 +88,6 @@ class ChartSpans:
         for state in sorted(chart.configuration, key=lambda s: s.parent is not None):
             self._enter(state, "")
 
-    def rename(self, namer: PhaseNamer) -> None:
-        """Name the states entered from now on with ``namer`` (details known later)."""
-        self._namer = namer
-
     def on_enter_state(self, state: Any, event: Any) -> None:
         if self._recording:
             self._enter(state, str(event))
