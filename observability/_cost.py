@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
@@ -29,6 +30,7 @@ from opentelemetry.trace import SpanContext
 
 __all__ = ["CostLedger", "EndpointBilling", "GenerationCost", "WorkerBill"]
 
+_HISTORY: Final = 10_000  # bills and generation costs kept for inspection (orch.costs)
 _ROUNDING_SLACK_S: Final = 0.01  # clock noise must not bill an extra second
 _SECONDS_PER_HOUR: Final = 3600.0
 
@@ -201,9 +203,13 @@ class CostLedger:
         on_settled: Callable[[GenerationCost | WorkerBill], None] | None = None,
     ) -> None:
         self.billing = billing or EndpointBilling()
-        self.bills: list[WorkerBill] = []
-        self.generations: list[GenerationCost] = []
+        # Recent history only: a service runs for months; the totals below cover everything.
+        self.bills: deque[WorkerBill] = deque(maxlen=_HISTORY)
+        self.generations: deque[GenerationCost] = deque(maxlen=_HISTORY)
         self.unattributed_s = 0.0
+        self._billed_s = 0.0
+        self._attributed_s = 0.0
+        self._open: dict[int, WorkerBill] = {}
         self._on_settled = on_settled
         self._numbers = itertools.count(1)
 
@@ -211,6 +217,7 @@ class CostLedger:
         """A worker is asked for now: its bill opens."""
         bill = WorkerBill(self, label, protocol, requested_at)
         self.bills.append(bill)
+        self._open[id(bill)] = bill
         return bill
 
     def generation(
@@ -227,25 +234,24 @@ class CostLedger:
         return cost
 
     def mean_boot_s(self) -> float | None:
-        """The mean boot (start → ready) of the workers seen ready so far, if any."""
+        """The mean boot (start → ready) of the recent workers seen ready, if any."""
         boots = [b.ready_at - b.started_at for b in self.bills if b.ready_at is not None]
         return sum(boots) / len(boots) if boots else None
 
     @property
     def billed_s(self) -> float:
-        """Seconds billed by the closed bills."""
-        return sum(bill.billed_s or 0.0 for bill in self.bills)
+        """Seconds billed by every closed bill."""
+        return self._billed_s
 
     @property
     def attributed_s(self) -> float:
-        """Seconds attributed: final generation costs plus the unattributed workers."""
-        final = sum(cost.gpu_seconds for cost in self.generations if cost.final)
-        return final + self.unattributed_s
+        """Seconds attributed: every final generation cost plus the unattributed workers."""
+        return self._attributed_s + self.unattributed_s
 
     @property
     def open_bills(self) -> list[WorkerBill]:
         """Bills of workers swarmpod still holds (not stopped yet)."""
-        return [bill for bill in self.bills if not bill.closed]
+        return list(self._open.values())
 
     def settle_alone(self, cost: GenerationCost) -> None:
         """Close a generation that used no billed worker time (it never reached one)."""
@@ -257,6 +263,8 @@ class CostLedger:
     def settle(self, bill: WorkerBill) -> None:
         """Share a closed bill among the generations it served (the module docstring's rule)."""
         billed = bill.billed_s or 0.0
+        self._open.pop(id(bill), None)
+        self._billed_s += billed
         served = [s for s in bill.served if not s.cost.final]
         if not served:
             self.unattributed_s += billed
@@ -276,6 +284,7 @@ class CostLedger:
             cost.idle_tail_s = idle_each
             cost.worker_id = cost.worker_id or bill.worker_id
             cost.final = True
+            self._attributed_s += cost.gpu_seconds
             self._notify(cost)
 
     def _notify(self, settled: GenerationCost | WorkerBill) -> None:

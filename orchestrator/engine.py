@@ -549,9 +549,22 @@ class GenerationRun:
     def _end_trace(self, root: Span) -> None:
         """Close the state spans, describe the outcome on the root, end it; record metrics."""
         self.spans.close()
-        seat, handle = self._seat, self._handle
         outcome = self.chart.outcome
         startup = self._startup_seconds()
+        if root.is_recording():  # no attribute work when tracing is off
+            self._describe(root, startup)
+        total = self._clock() - self._submitted_at
+        root.end(end_time=_span_now())
+        instruments = self._telemetry.instruments
+        labels = {"outcome": outcome.value if outcome else "failed", "model": self.model or ""}
+        instruments.generation.record(total, labels)
+        if self.cold_start and outcome is not Outcome.CANCELLED:
+            instruments.cold_start.record(startup, {"model": self.model or ""})
+
+    def _describe(self, root: Span, startup: float) -> None:
+        """The outcome's facts on the root span (status ERROR with type and phase on failure)."""
+        seat, handle = self._seat, self._handle
+        outcome = self.chart.outcome
         root.set_attributes(
             span_attributes(
                 {
@@ -580,13 +593,6 @@ class GenerationRun:
                     {"error.type": type(failure).__name__, "error.phase": phase or self._phase()}
                 )
             )
-        total = self._clock() - self._submitted_at
-        root.end(end_time=_span_now())
-        instruments = self._telemetry.instruments
-        labels = {"outcome": outcome.value if outcome else "failed", "model": self.model or ""}
-        instruments.generation.record(total, labels)
-        if self.cold_start and outcome is not Outcome.CANCELLED:
-            instruments.cold_start.record(startup, {"model": self.model or ""})
 
     def _job_id(self) -> str | None:
         """The RunPod job that got this generation its worker (v1 wake-up, v2 lease)."""

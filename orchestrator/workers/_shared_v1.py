@@ -282,9 +282,8 @@ class SharedV1Worker:
             wake_job = wake.job
             at = anyio.current_time() if wake_job is not None else bill.requested_at
             bill.stop(at, ended_by_itself=not held_to_the_end)
-        now = span_now()
         if wake.phase is not None:
-            wake.phase.end(end_time=now)
+            wake.phase.end(end_time=span_now())
             wake.phase = None
         if wake.root is not None:
             end_worker_span(
