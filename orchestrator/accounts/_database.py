@@ -7,12 +7,13 @@ keys) instead of leaving it in free pages.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
+
+from .._state import connect_private
 
 __all__ = ["connect", "read_meta", "transaction"]
 
@@ -46,9 +47,7 @@ CREATE TABLE IF NOT EXISTS meta (
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating it 0600 if needed) the accounts database and make sure of its schema."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-    db = sqlite3.connect(path, isolation_level=None)  # autocommit; see transaction()
+    db = connect_private(path)  # autocommit; see transaction()
     try:
         db.execute("PRAGMA journal_mode=WAL")  # the service reads while the CLI writes
         db.execute("PRAGMA foreign_keys=ON")

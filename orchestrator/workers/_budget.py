@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import Final
 
+from .._state import connect_private
 from ..errors import BudgetExceededError
 
 __all__ = ["GpuBudget"]
@@ -62,10 +61,7 @@ class GpuBudget:
         self.path = os.fspath(path)
         self.limit_s = limit_s
         self._now = now
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db = connect_private(self.path)
         self._db.execute(_SCHEMA)
 
     def __repr__(self) -> str:

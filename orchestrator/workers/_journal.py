@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
+from .._state import connect_private
 from ..errors import OrchestratorError, RunPodNotFoundError
 from ..secrets import Secret
 
@@ -120,13 +119,9 @@ class LeaseJournal:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-            os.close(fd)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         _OPEN_JOURNALS.add(self.owner)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db = connect_private(self.path)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
