@@ -11,45 +11,13 @@ as runpod-python maps a handler's return value (runpod-api.md §6.4). A streamin
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from ._jobs import EmulatedJob
+from ._handler_context import HandlerContext
 from ._v1_handler import handle_v1
 from ._v2_handler import handle_v2
-from ._worker import EmulatedWorker
-
-if TYPE_CHECKING:
-    from ._endpoint import EmulatedEndpoint
 
 __all__ = ["BuiltinHandler", "HandlerContext", "builtin_handler"]
-
-
-class HandlerContext:
-    """What a built-in handler sees of its job: the worker, the job, and the output channels.
-
-    Attributes:
-        endpoint: the endpoint the job belongs to.
-        worker: the worker running it.
-        job: the job.
-    """
-
-    def __init__(self, endpoint: EmulatedEndpoint, worker: EmulatedWorker, job: EmulatedJob):
-        self.endpoint = endpoint
-        self.worker = worker
-        self.job = job
-
-    @property
-    def input(self) -> Any:
-        """The job's ``input``, as sent."""
-        return self.job.input
-
-    def stream(self, output: Any) -> None:
-        """Stream one output (a generator handler's ``yield``)."""
-        self.endpoint.emit_stream(self.job.id, output)
-
-    def progress(self, output: Any) -> None:
-        """Send a progress update (``runpod.serverless.progress_update``)."""
-        self.endpoint.report_progress(self.job.id, output)
 
 
 BuiltinHandler = Callable[[HandlerContext], Awaitable[Any]]

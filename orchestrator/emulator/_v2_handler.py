@@ -32,15 +32,14 @@ import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import anyio
 from anyio.lowlevel import checkpoint
 
 from orchestrator.emulator.swarm import FakeSwarmUI
 
-if TYPE_CHECKING:
-    from ._handlers import HandlerContext
+from ._handler_context import HandlerContext
 
 __all__ = [
     "DEFAULT_IDLE_S",
@@ -132,7 +131,7 @@ async def _lease(context: HandlerContext, inputs: Mapping[str, Any]) -> dict[str
     terms = lease_terms(inputs)
     if isinstance(terms, str):
         return _refuse(context, terms)
-    faults = context.endpoint.faults
+    faults = context.faults
     if faults.lease_refusals:
         return _refuse(context, faults.lease_refusals.popleft())
     if faults.silent_leases > 0:
@@ -162,7 +161,7 @@ async def _lease(context: HandlerContext, inputs: Mapping[str, Any]) -> dict[str
         with anyio.move_on_after(math.inf if cancel_after_s is None else cancel_after_s) as fault:
             ended = await _hold(swarm, terms, started)
         if fault.cancelled_caught:
-            context.endpoint.cancel(context.job)  # stops this worker, so this handler too
+            context.cancel()  # stops this worker, so this handler too
             await checkpoint()
             ended = "cancelled"
         return {

@@ -30,7 +30,8 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
-from ._endpoint import Delivery, EmulatedEndpoint
+from ._endpoint import EmulatedEndpoint
+from ._hosted_channel import Delivery
 from ._jobs import EmulatedJob
 from ._worker import EmulatedWorker
 
@@ -64,7 +65,7 @@ def add_worker_routes(app: web.Application, endpoints: Mapping[str, EmulatedEndp
                 return _error(404, "endpoint not found")
             worker_id = request.match_info["worker_id"]
             key = request.headers.get("Authorization", "").strip()
-            worker = endpoint.hosted_worker(worker_id, key)
+            worker = endpoint.hosted.authenticate(worker_id, key)
             if worker is None:
                 _log.warning(
                     "[Emulator] %s: worker route %s refused for worker %s: not its key "
@@ -94,7 +95,7 @@ def _job_body(job: EmulatedJob) -> dict[str, Any]:
 async def _take(
     request: web.Request, endpoint: EmulatedEndpoint, worker: EmulatedWorker
 ) -> web.Response:
-    jobs = await endpoint.take_jobs(worker, 1, TAKE_WAIT_S)
+    jobs = await endpoint.hosted.take_jobs(worker, 1, TAKE_WAIT_S)
     if not jobs:
         return web.Response(status=204)
     return web.json_response(_job_body(jobs[0]))
@@ -109,7 +110,7 @@ async def _take_batch(
         return _error(400, "batch_size must be an integer")
     if not 1 <= size <= MAX_BATCH:
         return _error(400, f"batch_size must be 1..{MAX_BATCH}")
-    jobs = await endpoint.take_jobs(worker, size, TAKE_WAIT_S)
+    jobs = await endpoint.hosted.take_jobs(worker, size, TAKE_WAIT_S)
     if not jobs:
         return web.Response(status=204)
     return web.json_response([_job_body(job) for job in jobs])
@@ -118,7 +119,7 @@ async def _take_batch(
 async def _stop(
     request: web.Request, endpoint: EmulatedEndpoint, worker: EmulatedWorker
 ) -> web.Response:
-    job_ids = await endpoint.stop_signals(worker, STOP_WAIT_S)
+    job_ids = await endpoint.hosted.stop_signals(worker, STOP_WAIT_S)
     if not job_ids:
         return web.Response(status=204)
     return web.json_response({"jobsToStop": job_ids})
@@ -149,7 +150,7 @@ async def _done(
     body = await _json_object(request)
     if isinstance(body, web.Response):
         return body
-    delivery = endpoint.result_from_worker(worker, request.match_info["job_id"], body)
+    delivery = endpoint.hosted.result_from_worker(worker, request.match_info["job_id"], body)
     return _delivered(delivery)
 
 
@@ -161,7 +162,8 @@ async def _stream(
         return body
     if "output" not in body:
         return _error(400, "a stream chunk needs 'output'")
-    delivery = endpoint.stream_from_worker(worker, request.match_info["job_id"], body["output"])
+    job_id = request.match_info["job_id"]
+    delivery = endpoint.hosted.stream_from_worker(worker, job_id, body["output"])
     return _delivered(delivery)
 
 
@@ -174,5 +176,5 @@ async def _ping(
     if query.get("status") == "unhealthy":
         check, reason = query.get("check", "?"), query.get("reason", "")
         unhealthy = f"{check}: {reason}" if reason else check
-    endpoint.ping_from_worker(worker, job_ids, unhealthy)
+    endpoint.hosted.ping_from_worker(worker, job_ids, unhealthy)
     return web.json_response({})
