@@ -169,3 +169,17 @@ async def test_a_corrupted_key_is_refused_with_what_to_do(accounts: Accounts, db
     tamper.close()
     with pytest.raises(AccountError, match="swarmpod users set-key ann"):
         await accounts.runpod_key("ann")
+
+
+async def test_every_stored_key_is_given_for_recovery_skipping_an_altered_one(
+    accounts: Accounts, db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert accounts.stored_runpod_keys() == []
+    accounts.set_runpod_key("ann", Secret(ANN_KEY))
+    accounts.set_runpod_key("bob", Secret(BOB_KEY))
+    assert accounts.stored_runpod_keys() == [Secret(ANN_KEY), Secret(BOB_KEY)]
+    with sqlite3.connect(db) as tamper:
+        tamper.execute("UPDATE runpod_keys SET encrypted = X'00' WHERE user = 'bob'")
+    tamper.close()
+    assert accounts.stored_runpod_keys() == [Secret(ANN_KEY)]
+    assert "swarmpod users set-key bob" in caplog.text and BOB_KEY not in caplog.text

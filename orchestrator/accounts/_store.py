@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import logging
 import os
 import re
 import sqlite3
@@ -25,6 +26,8 @@ from ._roles import Role, User
 from ._tokens import TokenInfo, hash_token, new_token, new_token_id
 
 __all__ = ["Accounts"]
+
+log = logging.getLogger("swarmpod.accounts")
 
 _NAME: Final = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _MAX_LABEL: Final = 200
@@ -301,6 +304,9 @@ class Accounts:
             AccountError: the stored key does not decrypt, or was sealed for another user
                 (the database was altered).
         """
+        return self._runpod_key(user)
+
+    def _runpod_key(self, user: str) -> Secret | None:
         row = self._db.execute(
             "SELECT encrypted FROM runpod_keys WHERE user = ?", (user,)
         ).fetchone()
@@ -315,6 +321,21 @@ class Accounts:
                 user=user,
             )
         return Secret(key)
+
+    def stored_runpod_keys(self) -> list[Secret]:
+        """Every user's own RunPod key, decrypted (to cancel the leases a crashed service left
+        open with them). A key that does not decrypt for its user is skipped and logged.
+        """
+        keys: list[Secret] = []
+        for (user,) in self._db.execute("SELECT user FROM runpod_keys ORDER BY user").fetchall():
+            try:
+                key = self._runpod_key(user)
+            except AccountError as exc:
+                log.warning("[RunPodServerless] %s", exc)
+                continue
+            if key is not None:
+                keys.append(key)
+        return keys
 
     # --- helpers ----------------------------------------------------------------------------
 

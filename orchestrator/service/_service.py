@@ -51,9 +51,10 @@ class SwarmpodService:
     ...         await anyio.sleep_forever()
 
     On entry it opens the accounts (refusing a wrong master key), the model registry and one
-    orchestrator per backend (each cancels leases a crashed run left open), starts model
-    discovery for backends with ``AutoRefresh`` and a backend key, then listens. On exit it
-    stops listening and releases every worker.
+    orchestrator per backend, cancels the leases a crashed run left open (with the backend
+    keys and every key users stored), starts model discovery for backends with
+    ``AutoRefresh`` and a backend key, then listens. On exit it stops listening and releases
+    every worker.
 
     Args:
         config: what to serve.
@@ -146,6 +147,7 @@ class SwarmpodService:
             backend = Backend(index, name, settings, orch)
             backend.catalog = self._registry.load(backend.endpoint_id)
             self.backends.append(backend)
+        await self._recover_with_users_keys()
         tasks = await self._stack.enter_async_context(anyio.create_task_group())
         self._stack.callback(tasks.cancel_scope.cancel)
         for backend in self.backends:
@@ -159,6 +161,23 @@ class SwarmpodService:
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
         log.info("[RunPodServerless] swarmpod serves %s", self.url)
+
+    async def _recover_with_users_keys(self) -> None:
+        """Cancel the leases a crashed run left open with users' own keys.
+
+        Each orchestrator recovered the leases of its backend key on entry. One pass over a
+        journal covers every endpoint in it (backends share the state file unless their
+        StateFile differs); the leases of live processes (a CLI run sharing the file) are
+        left alone.
+        """
+        keys = self.accounts.stored_runpod_keys()
+        if not keys:
+            return
+        one_per_journal: dict[str | None, Backend] = {}
+        for backend in self.backends:
+            one_per_journal.setdefault(backend.settings.state_file, backend)
+        for backend in one_per_journal.values():
+            await backend.orch.recover(keys)
 
     async def _auto_refresh(self, backend: Backend) -> None:
         try:
