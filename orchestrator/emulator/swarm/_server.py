@@ -1,81 +1,49 @@
 """The fake SwarmUI server: SwarmUI's API pipeline and routes over a real aiohttp server.
 
-Follows specs/swarmui-api.md: the pipeline and error envelopes (§1, §1.1), sessions, accounts and
-the Authorization header (§2), the generate routes (§3), models, backends and status (§5), route
-permissions and API keys (§7), and the RunPod extension's routes (§8, when configured).
+Follows specs/swarmui-api.md. This module puts the fake together and holds its lifecycle and
+test hooks; the parts, each one job, share one :class:`~._state.SwarmState`:
+
+- :mod:`._pipeline`: the checks every API call passes (§1, §1.1, §2), the HTTP side;
+- :mod:`._websocket`: generation over a WebSocket (§3.2);
+- the route groups: :mod:`._routes_session` (§2.1, §3.3, §3.4), :mod:`._routes_generate`
+  (§3.1), :mod:`._routes_models` (§5.1, §5.2), :mod:`._routes_backends` (§5.3),
+  :mod:`._routes_keys` (§7) and :mod:`._routes_runpod` (the RunPod extension, §8);
+- :mod:`._view`: generated outputs under ``/View``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Final
 
-import aiohttp
 import anyio
 from aiohttp import web
 
-from ._args import RouteError, arg_bool, arg_int, arg_str
-from ._auth import ROUTE_PERMISSIONS, has_permission, make_token, token_user
+from ._auth import make_token
 from ._config import SwarmConfig, SwarmFaults
-from ._engine import Emit, GenerationFailed, run_generation
 from ._gateway import Gateway, GatewayState
-from ._state import BackendState, Generation, Session, SwarmState
-from ._t2i import param_list, parse_t2i
+from ._pipeline import Handler, authorization_middleware, serve_http
+from ._routes_backends import BACKEND_ROUTES
+from ._routes_generate import GENERATE_ROUTES
+from ._routes_keys import KEY_ROUTES
+from ._routes_models import MODEL_ROUTES
+from ._routes_runpod import RUNPOD_ROUTES
+from ._routes_session import SESSION_ROUTES
+from ._state import BackendState, SwarmState
+from ._view import serve_view
+from ._websocket import serve_websocket
 
 __all__ = ["FakeSwarmUI"]
 
 logger = logging.getLogger("swarmpod.emulator.swarm")
 
-_MAX_BODY: Final = 200 * 1024 * 1024
-_SESSIONLESS: Final = frozenset({"login", "getnewsession", "registerbasic", "registeroauth"})
-_WS_ROUTES: Final = frozenset({"generatetext2imagews"})
-_INVALID_SESSION: Final = {
-    "error": "Invalid session ID. You may need to refresh the page.",
-    "error_id": "invalid_session_id",
+_ROUTES: Final[dict[str, Handler]] = {
+    **SESSION_ROUTES,
+    **MODEL_ROUTES,
+    **BACKEND_ROUTES,
+    **GENERATE_ROUTES,
+    **KEY_ROUTES,
 }
-_BACKEND_IDS: Final = ["0"]
-_WS_FIRST_MESSAGE_S: Final = 60.0
-_WS_LINGER_S: Final = 2.0
-_KEEP_ALIVE_S: Final = 30.0
-_CLOSE_TIMEOUT_S: Final = 5.0
-_VERSION: Final = "0.9.7.0.GIT-swarmpod"
-_BAD_PERMISSIONS: Final = {
-    "error_id": "bad_permissions",
-    "error": "You lack permissions for this route.",
-}
-# What C# prints for the HashSet<string> in SetAPIKey's error (§7: not the offending key).
-_KEY_TYPES_TO_STRING: Final = "System.Collections.Generic.HashSet`1[System.String]"
-_LOCALHOST: Final = frozenset({"127.0.0.1", "::1"})
-_RUNPOD_BACKEND_ID: Final = 1
-
-Handler = Callable[[Session | None, dict[str, Any], web.Request], Awaitable[Any]]
-
-
-class _PipelineError(Exception):
-    """A refusal by the API pipeline before the route handler runs (§1.1)."""
-
-    def __init__(self, status: int, body: dict[str, str]) -> None:
-        super().__init__(body.get("error"))
-        self.status = status
-        self.body = body
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
-
-
-def _basic(error: str, error_id: str = "basic_api") -> _PipelineError:
-    return _PipelineError(400, {"error_id": error_id, "error": error})
-
-
-def _abort(request: web.Request) -> Callable[[], None]:
-    def abort() -> None:
-        if request.transport is not None:
-            request.transport.abort()
-
-    return abort
 
 
 class FakeSwarmUI:
@@ -113,28 +81,11 @@ class FakeSwarmUI:
         self.base_url: str | None = None
         self._state = SwarmState(config, self.faults, worker_id)
         self._runner: web.AppRunner | None = None
-        self._live_requests: dict[int, web.Request] = {}
         self._gateway = Gateway()
-        self._routes: dict[str, Handler] = {
-            "getnewsession": self._get_new_session,
-            "getcurrentstatus": self._get_current_status,
-            "interruptall": self._interrupt_all,
-            "listmodels": self._list_models,
-            "describemodel": self._describe_model,
-            "listloadedmodels": self._list_loaded_models,
-            "selectmodel": self._select_model,
-            "listbackends": self._list_backends,
-            "freebackendmemory": self._free_backend_memory,
-            "triggerrefresh": self._trigger_refresh,
-            "listt2iparams": self._trigger_refresh,
-            "generatetext2image": self._generate_http,
-            "setapikey": self._set_api_key,
-            "getapikeystatus": self._get_api_key_status,
-        }
+        self._routes = dict(_ROUTES)
         if config.runpod_extension:
-            self._routes["getstatus"] = self._runpod_get_status
-            self._routes["refreshmodels"] = self._runpod_refresh_models
-        self.app = web.Application(middlewares=[self._authorization_middleware()])
+            self._routes.update(RUNPOD_ROUTES)
+        self.app = web.Application(middlewares=[authorization_middleware(config, self._gateway)])
         self.app.router.add_route("*", "/API/{route}", self._api)
         self.app.router.add_get("/View/{path:.+}", self._view)
 
@@ -162,8 +113,8 @@ class FakeSwarmUI:
 
     async def stop(self) -> None:
         """Stop serving and drop in-flight generations' connections (a worker that died)."""
-        for request in list(self._live_requests.values()):
-            _abort(request)()
+        for abort in list(self._state.live_connections.values()):
+            abort()
         runner, self._runner = self._runner, None
         if runner is not None:
             with anyio.CancelScope(shield=True):
@@ -275,481 +226,13 @@ class FakeSwarmUI:
         """The per-instance GUID ``GetNewSession`` reports."""
         return self._state.server_id
 
-    # -- pipeline -------------------------------------------------------------------------------
-
-    def _authorization_middleware(self) -> Any:
-        required = self.config.required_authorization
-        bypass = frozenset(self.config.auth_bypass_ips)
-        gateway = self._gateway
-
-        @web.middleware
-        async def authorize(
-            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-        ) -> web.StreamResponse:
-            header = request.headers.get("Authorization")
-            if gateway.state != "off":
-                admitted = gateway.admits(header)
-            else:
-                admitted = required is None or header == required or request.remote in bypass
-            if not admitted:
-                return web.Response(status=401, text="Unauthorized")
-            return await handler(request)
-
-        return authorize
-
-    async def _latency(self, route: str) -> None:
-        if self.faults.take(f"latency:{route}"):
-            await anyio.sleep(self.faults.latency_s.get(route, 0.0))
-
-    def _check_permission(self, route: str) -> None:
-        permission = ROUTE_PERMISSIONS.get(route)
-        if permission is not None and not has_permission(self._state.permissions, permission):
-            raise _PipelineError(400, dict(_BAD_PERMISSIONS))
-
-    def _permitted(self, permission: str) -> bool:
-        return has_permission(self._state.permissions, permission)
-
-    def _login_user(self, request: web.Request) -> str | None:
-        """The user a request logs in as (§2.4), or None when accounts refuse it."""
-        if not self.config.accounts_required:
-            return request.headers.get("X-SWARM-USER_ID") or "local"
-        token = request.cookies.get("swarm_token")
-        if token is not None and token in self._state.auth_tokens:
-            user = token_user(token)
-            if user is not None:
-                return user
-        local = request.remote in _LOCALHOST and "X-Forwarded-For" not in request.headers
-        if self.config.allow_localhost_bypass and local:
-            return "local"
-        return None
-
-    def _session_for(self, route: str, body: dict[str, Any], headers: Any) -> Session | None:
-        if route in _SESSIONLESS:
-            return None
-        session_id = body.get("session_id") or headers.get("X-Session-ID")
-        if not session_id:
-            raise _basic("missing session id")
-        session = self._state.sessions.get(str(session_id))
-        if session is None or self.faults.take("invalid_session"):
-            raise _PipelineError(401, dict(_INVALID_SESSION))
-        return session
+    # -- serving ---------------------------------------------------------------------------------
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
         route = request.match_info["route"].lower()
         if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._websocket(request, route)
-        if request.method != "POST":
-            return web.Response(status=302, headers={"Location": "/Error/NoGetAPI"})
-        await self._latency(route)
-        try:
-            body = await self._read_body(request)
-            session = self._session_for(route, body, request.headers)
-            handler = self._routes.get(route)
-            if handler is None and route not in _WS_ROUTES:
-                raise _basic("Unknown API route", "bad_route")
-            if handler is None:
-                raise _basic("API route needs websocket, request is HTTP", "bad_request_method")
-            if session is not None:
-                self._check_permission(route)
-            result = await handler(session, body, request)
-        except _PipelineError as refusal:
-            return _json(refusal.body, refusal.status)
-        except RouteError as error:
-            return _json(error.body())
-        if isinstance(result, web.StreamResponse):
-            return result
-        if self.faults.take(f"truncated_json:{route}"):
-            text = json.dumps(result)
-            return web.Response(
-                text=text[: len(text) // 2],
-                content_type="application/json",
-                headers={"Cache-Control": "no-store"},
-            )
-        return _json(result)
-
-    async def _read_body(self, request: web.Request) -> dict[str, Any]:
-        if "json" not in request.content_type:
-            raise _basic("Wrong content type")
-        length = request.content_length
-        if length is None or length <= 0 or length >= _MAX_BODY:
-            raise _basic("bad content length")
-        try:
-            body = json.loads(await request.read())
-        except ValueError:
-            raise _basic("An internal error occurred", "internal_error") from None
-        if body is None:
-            raise _basic("null input")
-        if not isinstance(body, dict):
-            raise _basic("An internal error occurred", "internal_error")
-        return body
-
-    # -- WebSocket ------------------------------------------------------------------------------
-
-    async def _websocket(self, request: web.Request, route: str) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=_MAX_BODY)
-        await ws.prepare(request)
-        self._live_requests[id(request)] = request
-        try:
-            body: Any = None
-            with anyio.move_on_after(_WS_FIRST_MESSAGE_S):
-                message = await ws.receive()
-                if message.type is aiohttp.WSMsgType.TEXT:
-                    body = json.loads(message.data)
-            if not isinstance(body, dict):
-                return ws
-            await self._latency(route)
-            try:
-                session = self._session_for(route, body, request.headers)
-                if route not in self._routes and route not in _WS_ROUTES:
-                    raise _basic("Unknown API route.", "bad_route")
-                if route not in _WS_ROUTES:
-                    raise _basic("API route needs HTTP, request is websocket", "bad_request_method")
-                assert session is not None
-                self._check_permission(route)
-                await self._ws_generate(ws, session, body, request, route)
-            except _PipelineError as refusal:
-                await ws.send_json(refusal.body)
-        except ValueError:
-            await ws.send_json(
-                {"error_id": "internal_error", "error": "An internal error occurred"}
-            )
-        finally:
-            self._live_requests.pop(id(request), None)
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT_S):
-                await ws.close()
-        return ws
-
-    async def _ws_generate(
-        self,
-        ws: web.WebSocketResponse,
-        session: Session,
-        body: dict[str, Any],
-        request: web.Request,
-        route: str,
-    ) -> None:
-        send_lock = anyio.Lock()
-
-        async def emit(message: dict[str, Any]) -> None:
-            async with send_lock:
-                if "image" in message and self.faults.take(f"truncated_json:{route}"):
-                    text = json.dumps(message)
-                    await ws.send_str(text[: len(text) // 2])
-                else:
-                    await ws.send_json(message)
-
-        sender, receiver = anyio.create_memory_object_stream[dict[str, Any]](16)
-        async with sender, receiver, anyio.create_task_group() as tasks:
-
-            async def read_client() -> None:
-                async for message in ws:
-                    if message.type is aiohttp.WSMsgType.TEXT:
-                        try:
-                            data = json.loads(message.data)
-                        except ValueError:
-                            continue
-                        if isinstance(data, dict):
-                            await sender.send(data)
-                tasks.cancel_scope.cancel()
-
-            async def keep_alive() -> None:
-                while True:
-                    await anyio.sleep(_KEEP_ALIVE_S)
-                    await emit({"keep_alive": True})
-
-            tasks.start_soon(read_client)
-            tasks.start_soon(keep_alive)
-            offset = 0
-            while True:
-                produced = await self._ws_one_request(emit, session, body, offset, request)
-                if produced is None:
-                    break
-                offset += produced
-                await emit({"keep_alive": True})
-                await emit({"discard_indices": []})
-                await emit({"socket_intention": "close"})
-                with anyio.move_on_after(_WS_LINGER_S):
-                    body = await receiver.receive()
-                    continue
-                await emit(self._state.status_object(session))
-                break
-            tasks.cancel_scope.cancel()
-
-    async def _ws_one_request(
-        self,
-        emit: Emit,
-        session: Session,
-        body: dict[str, Any],
-        offset: int,
-        request: web.Request,
-    ) -> int | None:
-        """Run one request on the socket; return how many batch indices it used, None on error."""
-        try:
-            t2i = parse_t2i(body, self._state.catalog, _BACKEND_IDS, self._permitted)
-            outputs = await run_generation(
-                self._state,
-                self._new_generation(session),
-                t2i,
-                emit=emit,
-                abort_connection=_abort(request),
-                batch_offset=offset,
-            )
-        except RouteError as error:
-            await emit(error.body())
-            return None
-        except GenerationFailed as failure:
-            await emit({"error": failure.text})
-            return None
-        if outputs is None:
-            await emit({"error": "Generation session interrupted."})
-            return None
-        return t2i.images
-
-    def _new_generation(self, session: Session) -> Generation:
-        self._state.request_counter += 1
-        return Generation(session, self._state.request_counter)
-
-    # -- routes ---------------------------------------------------------------------------------
-
-    async def _get_new_session(
-        self, _: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        user_id = self._login_user(request)
-        if user_id is None:
-            return {"error": "Invalid or unauthorized."}
-        if body.get("impersonateUser"):
-            raise RouteError(
-                "You do not have permission to impersonate other users.", "bad_impersonate"
-            )
-        session = self._state.new_session(user_id)
-        return {
-            "session_id": session.id,
-            "user_id": session.user_id,
-            "output_append_user": True,
-            "version": _VERSION,
-            "server_id": self._state.server_id,
-            "permissions": list(self._state.permissions),
-        }
-
-    async def _get_current_status(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        return self._state.status_object(session)
-
-    async def _interrupt_all(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        assert session is not None
-        others = arg_bool(body, "other_sessions", False)
-        for generation in list(self._state.in_flight):
-            mine = generation.session is session
-            if mine or (others and generation.session.user_id == session.user_id):
-                generation.interrupt()
-        return {"success": True}
-
-    async def _list_models(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        path = arg_str(body, "path")
-        depth = arg_int(body, "depth")
-        subtype = arg_str(body, "subtype", "Stable-Diffusion")
-        sort_by = arg_str(body, "sortBy", "Name")
-        arg_bool(body, "allowRemote", True)
-        sort_reverse = arg_bool(body, "sortReverse", False)
-        data_images = arg_bool(body, "dataImages", False)
-        return self._state.catalog.listing(
-            path=path,
-            depth=depth,
-            subtype=subtype,
-            sort_by=sort_by,
-            sort_reverse=sort_reverse,
-            data_images=data_images,
-            loaded=self._state.current_model,
-        )
-
-    async def _describe_model(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        name = arg_str(body, "modelName")
-        subtype = arg_str(body, "subtype", "Stable-Diffusion")
-        catalog = self._state.catalog
-        model = catalog.find_exact(name, subtype)
-        if model is None:
-            raise RouteError("Model not found.")
-        loaded = model.name == self._state.current_model
-        return {"model": catalog.model_object(model, loaded=loaded, data_images=False)}
-
-    async def _list_loaded_models(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        catalog = self._state.catalog
-        current = self._state.current_model
-        model = catalog.find_exact(current) if current else None
-        loaded = (
-            [] if model is None else [catalog.model_object(model, loaded=True, data_images=False)]
-        )
-        return {"models": loaded}
-
-    async def _select_model(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        assert session is not None
-        name = arg_str(body, "model")
-        backend_id = arg_str(body, "backendId", "")
-        model = self._state.catalog.find_exact(name)
-        if model is None or backend_id not in ("", *_BACKEND_IDS):
-            raise RouteError("Model not found.")
-        state = self._state
-        session.loading_models += 1
-        state.model_loads_started += 1
-        state.model_loads_in_flight += 1
-        state.notify_activity()
-        try:
-            async with state.model_lock:
-                await anyio.sleep(self.config.model_load_s)
-                if self.faults.take("model_load_failure"):
-                    raise RouteError("Model failed to load.")
-                state.current_model = model.name
-        finally:
-            session.loading_models -= 1
-            state.model_loads_in_flight -= 1
-            state.last_activity_at = anyio.current_time()
-            state.notify_activity()
-        return {"success": True}
-
-    async def _list_backends(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        arg_bool(body, "nonreal", False)
-        full_data = arg_bool(body, "full_data", False)
-        return self._state.backends(full_data=full_data)
-
-    async def _free_backend_memory(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        arg_bool(body, "system_ram", False)
-        return {"result": True, "count": 1}
-
-    async def _trigger_refresh(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        arg_bool(body, "strong", True)
-        catalog = self._state.catalog
-        models = {
-            subtype: [model.name for model in catalog.of(subtype)]
-            for subtype in ("Stable-Diffusion", "VAE", "LoRA")
-        }
-        return {
-            "list": param_list(),
-            "groups": [],
-            "models": models,
-            "model_compat_classes": {},
-            "model_classes": {},
-            "wildcards": [],
-            "param_edits": None,
-        }
-
-    async def _set_api_key(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        assert session is not None
-        key_type = arg_str(body, "keyType")
-        key = arg_str(body, "key")
-        accepted = set(self.config.api_key_types)
-        if self.config.runpod_extension:
-            accepted.add("runpod_api")
-        if key_type not in accepted:
-            raise RouteError(f"Invalid key type '{_KEY_TYPES_TO_STRING}'.")
-        slot = (session.user_id, key_type)
-        if key == "none":
-            self._state.api_keys.pop(slot, None)
-        else:
-            self._state.api_keys[slot] = (key, f"{self._state.now():%Y-%m-%d %H:%M}")
-        return {"success": True}
-
-    async def _get_api_key_status(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        assert session is not None
-        key_type = arg_str(body, "keyType")
-        stored = self._state.api_keys.get((session.user_id, key_type))
-        return {"status": "not set" if stored is None else f"last updated {stored[1]}"}
-
-    def _runpod_running(self) -> bool:
-        return self._state.runpod_status == "RUNNING"
-
-    async def _runpod_get_status(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        backends = []
-        if self._runpod_running():
-            backends.append(
-                {
-                    "id": _RUNPOD_BACKEND_ID,
-                    "title": f"RunPod Serverless ({self.config.runpod_endpoint_id})",
-                    "status": "RUNNING",
-                    "endpoint_id": self.config.runpod_endpoint_id,
-                    "model_count": len(self.config.models),
-                    "auto_refresh": False,
-                    "max_concurrent": 10,
-                }
-            )
-        return {"success": True, "total_backends": len(backends), "backends": backends}
-
-    async def _runpod_refresh_models(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> dict[str, Any]:
-        assert session is not None
-        if not self._runpod_running():
-            return {"success": False, "error": "No RunPod backends are currently running"}
-        # The extension refreshes with the caller's own runpod_api key; without one it fails.
-        failed = 0 if (session.user_id, "runpod_api") in self._state.api_keys else 1
-        refreshed = 1 - failed
-        return {
-            "success": True,
-            "refreshed": refreshed,
-            "failed": failed,
-            "message": f"Refreshed {refreshed} RunPod backend(s), {failed} failed.",
-        }
-
-    async def _generate_http(
-        self, session: Session | None, body: dict[str, Any], request: web.Request
-    ) -> Any:
-        assert session is not None
-        t2i = parse_t2i(body, self._state.catalog, _BACKEND_IDS, self._permitted)
-        self._live_requests[id(request)] = request
-        try:
-            outputs = await run_generation(
-                self._state,
-                self._new_generation(session),
-                t2i,
-                abort_connection=_abort(request),
-            )
-        except GenerationFailed as failure:
-            raise RouteError(failure.text) from None
-        finally:
-            self._live_requests.pop(id(request), None)
-        return {"images": [entry for _, entry in outputs or []]}
-
-    # -- outputs --------------------------------------------------------------------------------
+            return await serve_websocket(self._state, self._routes.keys(), request, route)
+        return await serve_http(self._state, self._routes, request, route)
 
     async def _view(self, request: web.Request) -> web.StreamResponse:
-        await self._latency("view")
-        path = "View/" + request.match_info["path"]
-        owner = request.match_info["path"].split("/", 1)[0]
-        viewer = self._view_user(request)
-        if owner != viewer and not self._permitted("view_others_outputs"):
-            return _json(
-                {
-                    "error": "unauthorized - you may not view other users' outputs",
-                    "error_id": "unauthorized",
-                },
-                400,
-            )
-        data = self._state.outputs.get(path)
-        if data is None:
-            return _json({"error": "404, file not found.", "error_id": "file_not_found"}, 404)
-        return web.Response(body=data, content_type="image/png")
-
-    def _view_user(self, request: web.Request) -> str:
-        """Who fetches a ``/View`` path: the logged-in user (§2.4), else ``local``."""
-        return self._login_user(request) or "local"
+        return await serve_view(self._state, request)

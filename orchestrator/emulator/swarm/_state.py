@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import anyio
 
-from ._auth import role_permissions
+from ._auth import has_permission, role_permissions
 from ._catalog import Catalog
 from ._config import SwarmConfig, SwarmFaults
 
-__all__ = ["BACKEND_STATES", "BackendState", "Generation", "Session", "SwarmState"]
+__all__ = ["BACKEND_IDS", "BACKEND_STATES", "BackendState", "Generation", "Session", "SwarmState"]
 
 BackendState = Literal["running", "loading", "idle", "errored", "disabled", "none"]
 BACKEND_STATES: Final = ("running", "loading", "idle", "errored", "disabled", "none")
+BACKEND_IDS: Final = ["0"]
+"""The ids of the fake's backends (one backend)."""
 
 # backend state -> (GetCurrentStatus backend_status.status, class, message)  (§3.4)
 _SUMMARY: Final = {
@@ -94,6 +97,7 @@ class SwarmState:
         self.auth_tokens: set[str] = set()
         self.api_keys: dict[tuple[str, str], tuple[str, str]] = {}
         self.runpod_status = "RUNNING"
+        self.live_connections: dict[int, Callable[[], None]] = {}  # generation requests: abort
         self.permissions: tuple[str, ...] = (
             config.permissions
             if config.permissions is not None
@@ -134,6 +138,15 @@ class SwarmState:
         if self.config.clock is not None:
             return self.config.clock()
         return _EPOCH + timedelta(seconds=anyio.current_time())
+
+    def permitted(self, permission: str) -> bool:
+        """Whether the server's role grants ``permission`` (§7)."""
+        return has_permission(self.permissions, permission)
+
+    def new_generation(self, session: Session) -> Generation:
+        """A generation request of ``session``, numbered in arrival order."""
+        self.request_counter += 1
+        return Generation(session, self.request_counter)
 
     def new_session(self, user_id: str = "local") -> Session:
         """Create a session with a 40-lowercase-hex id (§2.1)."""
