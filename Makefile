@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SDK_STAMP := .venv-sdk/.runpod-1.12.0
+CORE_STAMP := .venv-core/.installed
 
-.PHONY: run test lint bench diagrams clean venv sdk-venv
+.PHONY: run test lint bench diagrams clean venv sdk-venv core-venv
 
 venv: $(STAMP)
 
@@ -21,12 +22,18 @@ sdk-venv: $(SDK_STAMP)
 $(SDK_STAMP): tests/sdk_env.py | $(STAMP)
 	$(BIN)/python tests/sdk_env.py
 
+## core-venv: swarmpod with no extras in .venv-core (for the no-extras install test only)
+core-venv: $(CORE_STAMP)
+
+$(CORE_STAMP): pyproject.toml tests/core_env.py | $(STAMP)
+	$(BIN)/python tests/core_env.py
+
 ## run: generate a few images through the embedded emulator into ./output/
 run: $(STAMP)
 	$(BIN)/swarmpod demo --out output
 
 ## test: lint, then the whole suite (virtual time, no network)
-test: lint $(SDK_STAMP)
+test: lint $(SDK_STAMP) $(CORE_STAMP)
 	$(BIN)/python -m pytest -q
 
 ## lint: ruff + mypy --strict on the packages
@@ -44,4 +51,4 @@ diagrams: $(STAMP)
 	$(BIN)/python -m statecharts
 
 clean:
-	rm -rf $(VENV) .venv-sdk output .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-sdk .venv-core output .mypy_cache .ruff_cache

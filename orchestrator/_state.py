@@ -4,7 +4,7 @@ Every store (lease journal, budgets, accounts, model catalogs) opens its file wi
 :func:`connect_private`: SQLite's descriptor is the only one ever opened on it. A second,
 raw descriptor (``os.open``/``os.close``) would drop the process's POSIX locks on the file when
 closed, and another process sharing the file would then delete the WAL this one still writes
-to (design.md §10).
+to.
 """
 
 from __future__ import annotations

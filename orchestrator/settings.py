@@ -18,6 +18,8 @@ with the ``SWARMPOD_`` prefix (``SWARMPOD_MAX_CONCURRENT``).
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import math
 import os
 import re
@@ -235,9 +237,39 @@ def _env_name(spec: _Spec) -> str:
     return "SWARMPOD_" + spec.attr.upper()
 
 
+_log = logging.getLogger("swarmpod.settings")
+OTHER_ENV_NAMES = frozenset(
+    {
+        "SWARMPOD_MASTER_KEY",  # accounts: the master key of the encrypted RunPod keys
+        "SWARMPOD_STATE_DIR",  # where the state file and the accounts live
+        "SWARMPOD_EMULATOR_KEY",  # swarmpod emulator: the key it accepts
+        "SWARMPOD_SDK_VENV",  # tests: the official SDK's environment
+        "SWARMPOD_CORE_VENV",  # tests: the no-extras environment
+    }
+)
+"""``SWARMPOD_*`` variables read elsewhere than in Settings (not reported as misspelt)."""
+_reported_env: set[str] = set()
+
+
+def _report_unknown_env(environ: Mapping[str, str]) -> None:
+    """Warn (once per name) about ``SWARMPOD_*`` variables that nothing reads: a typo."""
+    known = {_env_name(spec) for spec in _SPECS} | OTHER_ENV_NAMES
+    for name in sorted(environ):
+        if not name.startswith("SWARMPOD_") or name in known or name in _reported_env:
+            continue
+        _reported_env.add(name)
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        hint = (
+            f"did you mean {close[0]}?"
+            if close
+            else "settings are SWARMPOD_<SNAKE_CASE_NAME>, e.g. SWARMPOD_MAX_CONCURRENT"
+        )
+        _log.warning("%s is not a swarmpod variable and is ignored; %s", name, hint)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """The settings of one RunPod backend (design.md §9), validated.
+    """The settings of one RunPod backend (the README's Settings table), validated.
 
     >>> s = Settings.load(overrides={"EndpointId": "abc123", "RunPodApiKey": "rpa_x"}, env={})
     >>> s.endpoint_id, s.max_concurrent, s.runpod_api_key
@@ -326,6 +358,7 @@ class Settings:
         if path is not None:
             settings = settings._merged(_read_toml(Path(path)), source=f"file {path}")
         environ = os.environ if env is None else env
+        _report_unknown_env(environ)
         from_env: dict[str, Any] = {}
         sources: dict[str, str] = {}
         for spec in _SPECS:

@@ -1,4 +1,4 @@
-"""Fault injection on the emulated RunPod API and its workers (design.md §3, runpod-api.md §7)."""
+"""Fault injection on the emulated RunPod API and its workers (specs/runpod-api.md §7)."""
 
 from __future__ import annotations
 

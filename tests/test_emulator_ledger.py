@@ -1,4 +1,4 @@
-"""The emulator's billing ledger (runpod-api.md §4.5; design.md §3 "per-second billing ledger").
+"""The emulator's billing ledger (specs/runpod-api.md §4.5).
 
 Billing runs from worker start until full stop, rounded up to the whole second, and covers boot,
 execution and idle-timeout time; throttled and unhealthy time is not billed.

@@ -1,4 +1,4 @@
-"""The fake SwarmUI's scripted faults (design.md §3), each schedulable ``times=N``; and the
+"""The fake SwarmUI's scripted faults, each schedulable ``times=N``; and the
 WebSocket's long-running behaviour (§3.2; §11 items 28, 29)."""
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ PUBLIC = {
     "orchestrator.replay": {
         "Cassette",
         "CassetteError",
+        "CassetteMocks",
         "CassetteRecorder",
         "CassetteReport",
         "CassetteServer",
@@ -65,6 +66,8 @@ PUBLIC = {
         "Scenario",
         "ScenarioError",
         "ScenarioReport",
+        "add_cassette_mocks",
+        "cassette_mocks",
         "load_cassette",
         "load_scenario",
         "replay_cassette",

@@ -16,9 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from cryptography.fernet import Fernet, InvalidToken
-
+from .._extras import MissingExtraError
 from ..errors import MasterKeyError
+
+try:
+    from cryptography.fernet import Fernet, InvalidToken
+except ModuleNotFoundError as missing:  # the `service` extra
+    raise MissingExtraError("service", "swarmpod user accounts", "cryptography") from missing
 
 __all__ = ["ENV_VAR", "MasterKey", "load_master_key"]
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import aiohttp
 import anyio
-import looptime
 
 from .._orchestrator import Orchestrator
 from .._progress import ProgressEvent
@@ -27,6 +26,7 @@ from ._cassette_server import CassetteServer
 from ._jitter import ReplayedRandom
 from ._recorder import outcome_of
 from ._timeline import Names, render_timeline
+from ._virtual_time import virtual_time_backend
 
 __all__ = ["CassetteReport", "replay_cassette", "replay_cassette_blocking"]
 
@@ -244,6 +244,6 @@ def _judge(
 def replay_cassette_blocking(cassette: Cassette) -> CassetteReport:
     """Replay ``cassette`` on a fresh looptime loop: virtual time, a minute costs milliseconds."""
     report: CassetteReport = anyio.run(
-        replay_cassette, cassette, backend_options={"loop_factory": looptime.new_event_loop}
+        replay_cassette, cassette, backend_options=virtual_time_backend()
     )
     return report

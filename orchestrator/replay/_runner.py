@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import looptime
 
 from observability import Telemetry
 
@@ -19,6 +18,7 @@ from ..errors import OrchestratorError
 from ..settings import Settings
 from ._scenario import RequestStep, Scenario
 from ._timeline import Names, render_timeline
+from ._virtual_time import virtual_time_backend
 
 __all__ = ["RequestOutcome", "ScenarioReport", "run_scenario", "run_scenario_blocking"]
 
@@ -196,7 +196,7 @@ async def run_scenario(scenario: Scenario) -> ScenarioReport:
 def run_scenario_blocking(scenario: Scenario) -> ScenarioReport:
     """Run ``scenario`` on a fresh looptime loop: virtual time, a minute costs milliseconds."""
     report: ScenarioReport = anyio.run(
-        run_scenario, scenario, backend_options={"loop_factory": looptime.new_event_loop}
+        run_scenario, scenario, backend_options=virtual_time_backend()
     )
     return report
 

@@ -22,6 +22,7 @@ from yarl import URL
 
 from orchestrator.errors import (
     GenerationFailedError,
+    ImageDecodeError,
     NoImagesError,
     OrchestratorError,
     SwarmUIError,
@@ -473,6 +474,11 @@ class SwarmUIClient:
                 f"SwarmUI answered HTTP {status} when downloading image {path!r}.",
                 route="View",
                 status=status,
+            )
+        if mime.startswith("text/") or mime == "application/json":  # a page, not a file
+            raise ImageDecodeError(
+                f"SwarmUI answered the download of image {path!r} with {mime} "
+                f"({len(data)} bytes), not an image."
             )
         if not mime.startswith("image/"):
             mime = mimetypes.guess_type(path)[0] or "image/png"

@@ -1,6 +1,6 @@
 """The lease journal: every worker-holding job swarmpod opened, in SQLite, so none is orphaned.
 
-design.md §10: an entry is written *before* the job is requested and closed when the job ends.
+An entry is written *before* the job is requested and closed when the job ends.
 If the process dies in between, the next start finds the entry still open and cancels the job
 with the key it was opened with (:func:`recover_leases`). The file never holds a key: an entry
 keeps the key's fingerprint, and recovery looks the key up among the keys it is given.
