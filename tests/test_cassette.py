@@ -19,7 +19,10 @@ from aiohttp import web
 from support import KEY, world
 
 from orchestrator import OrchestratorError, Settings, SettingsError
-from orchestrator.cli import _parser, main
+from orchestrator.cli import main
+from orchestrator.cli._demo import demo
+from orchestrator.cli._generate import generate
+from orchestrator.cli._main import build_parser
 from orchestrator.emulator import EmulatedEndpoint, EndpointConfig
 from orchestrator.emulator.swarm import SwarmConfig
 from orchestrator.errors import GenerationFailedError, RunPodServerError, TransportError
@@ -525,7 +528,7 @@ def no_configured_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def run_virtual(command: Any, *argv: str) -> int:
     """Run a CLI command coroutine on a looptime loop (from a sync test: no loop is running)."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     code: int = anyio.run(command, args, backend_options={"loop_factory": looptime.new_event_loop})
     return code
 
@@ -534,12 +537,10 @@ def run_virtual(command: Any, *argv: str) -> int:
 def test_generate_record_then_replay_cassette_round_trip(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from orchestrator import cli
-
     path = tmp_path / "fox.rec"  # no .jsonl suffix: `replay cassette` says what it is
     assert (
         run_virtual(
-            cli._generate,
+            generate,
             "generate",
             "a fox",
             "--seed",
@@ -570,10 +571,8 @@ def test_generate_record_then_replay_cassette_round_trip(
 def test_demo_record_replays_its_warm_reuse(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from orchestrator import cli
-
     path = tmp_path / "demo.cassette.jsonl"
-    assert run_virtual(cli._demo, "demo", "--out", str(tmp_path), "--record", str(path)) == 0
+    assert run_virtual(demo, "demo", "--out", str(tmp_path), "--record", str(path)) == 0
     capsys.readouterr()
 
     assert main(["replay", "-q", str(path), str(path)]) == 0  # the suffix says cassette

@@ -10,6 +10,11 @@ import pytest
 from PIL import Image
 
 from orchestrator import cli
+from orchestrator.cli._demo import demo, write_demo_report
+from orchestrator.cli._emulator import emulator_config
+from orchestrator.cli._generate import generate
+from orchestrator.cli._images import write_images
+from orchestrator.cli._main import build_parser, start_telemetry
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +32,7 @@ def pngs(directory: Path) -> list[Path]:
 
 
 def parse(*argv: str) -> object:
-    return cli._parser().parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 @pytest.mark.anyio
@@ -50,7 +55,7 @@ async def test_generate_without_an_endpoint_uses_the_embedded_emulator_and_says_
         "--out",
         str(tmp_path),
     )
-    assert await cli._generate(args) == 0  # type: ignore[arg-type]
+    assert await generate(args) == 0  # type: ignore[arg-type]
 
     out, err = capsys.readouterr()
     assert "embedded emulator" in err
@@ -67,7 +72,7 @@ async def test_generate_without_an_endpoint_uses_the_embedded_emulator_and_says_
 async def test_the_demo_writes_six_images_and_shows_a_warm_reuse(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert await cli._demo(parse("demo", "--out", str(tmp_path))) == 0  # type: ignore[arg-type]
+    assert await demo(parse("demo", "--out", str(tmp_path))) == 0  # type: ignore[arg-type]
     assert len(pngs(tmp_path)) == 6
     err = capsys.readouterr().err
     assert err.count("│ cold ") == 2
@@ -91,7 +96,7 @@ def test_images_are_never_overwritten(tmp_path: Path) -> None:
         job_ids=(),
         runpod_delay_ms=None,
     )
-    (written,) = cli.write_images(result, tmp_path, stem="x")
+    (written,) = write_images(result, tmp_path, stem="x")
     assert written.name == "x-00-seed5-1.png"
     assert (tmp_path / "x-00-seed5.png").read_bytes() == b"old"
 
@@ -122,7 +127,7 @@ def test_emulator_handler_flags_become_the_hosted_worker_config() -> None:
         "--protocol",
         "v1",
     )
-    config = cli._emulator_config(args)  # type: ignore[arg-type]
+    config = emulator_config(args)  # type: ignore[arg-type]
     endpoint = config.endpoints["local-ep"]
     assert endpoint.handler_command == ("/opt/py/bin/python", str(HANDLER.resolve()))
     assert endpoint.handler_env == {"MODEL_DIR": "/models", "DEBUG": "1"}
@@ -132,12 +137,12 @@ def test_emulator_handler_flags_become_the_hosted_worker_config() -> None:
 
 def test_emulator_handler_command_is_split_like_a_shell() -> None:
     args = parse("emulator", "--handler-command", "python -m 'my app' --flag")
-    endpoint = cli._emulator_config(args).endpoints["local-ep"]  # type: ignore[arg-type]
+    endpoint = emulator_config(args).endpoints["local-ep"]  # type: ignore[arg-type]
     assert endpoint.handler_command == ("python", "-m", "my app", "--flag")
 
 
 def test_without_a_handler_the_built_in_image_runs() -> None:
-    endpoint = cli._emulator_config(parse("emulator")).endpoints["local-ep"]  # type: ignore[arg-type]
+    endpoint = emulator_config(parse("emulator")).endpoints["local-ep"]  # type: ignore[arg-type]
     assert endpoint.handler_command is None
     assert endpoint.protocol == "v1"
     assert endpoint.cold_start_s == 20.0
@@ -171,11 +176,11 @@ def test_serve_refuses_a_bad_config_with_exit_2(
 @pytest.mark.anyio
 async def test_the_demo_leaves_a_trace_file_and_the_lifecycle_report(tmp_path: Path) -> None:
     args = parse("demo", "--out", str(tmp_path))
-    telemetry = cli._telemetry(args)  # type: ignore[arg-type]
+    telemetry = start_telemetry(args)  # type: ignore[arg-type]
     assert telemetry is not None
-    assert await cli._demo(args) == 0  # type: ignore[arg-type]
+    assert await demo(args) == 0  # type: ignore[arg-type]
     telemetry.shutdown()
-    cli._after_demo(args)  # type: ignore[arg-type]
+    write_demo_report(args)  # type: ignore[arg-type]
 
     trace = tmp_path / "trace.jsonl"
     lines = trace.read_text().splitlines()

@@ -1,0 +1,77 @@
+"""The ``swarmpod`` entry point: parse, configure logging and telemetry, run one command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+from rich.markup import escape
+
+from observability import Telemetry, configure_logging
+
+from ..errors import OrchestratorError
+from ._command import Command
+from ._console import console
+from ._demo import DEMO
+from ._emulator import EMULATOR
+from ._generate import GENERATE
+from ._replay import REPLAY
+from ._report import REPORT
+from ._serve import SERVE
+from ._tracing import configure_telemetry, tracing_flags
+from ._users import USERS
+
+__all__ = ["COMMANDS", "build_parser", "main", "start_telemetry"]
+
+COMMANDS: Final[tuple[Command, ...]] = (GENERATE, DEMO, REPLAY, REPORT, SERVE, USERS, EMULATOR)
+"""Every command, in the order ``swarmpod --help`` lists them."""
+_BY_NAME: Final = {command.name: command for command in COMMANDS}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``swarmpod`` argument parser: global flags and one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog="swarmpod",
+        description="SwarmUI generations on RunPod serverless workers, woken only when needed.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+    traced = tracing_flags()
+    for command in COMMANDS:
+        command.declare(commands, traced)
+    return parser
+
+
+def start_telemetry(args: argparse.Namespace) -> Telemetry | None:
+    """The process's telemetry for the parsed command (None for commands without tracing)."""
+    _BY_NAME[args.command].before_telemetry(args)
+    return configure_telemetry(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``swarmpod`` console script; returns the exit status.
+
+    An :class:`OrchestratorError` prints as one line and exits 2; Ctrl-C exits 130.
+    """
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    configure_logging(level)
+    command = _BY_NAME[args.command]
+    telemetry: Telemetry | None = None
+    try:
+        telemetry = start_telemetry(args)
+        return command.run(args)
+    except OrchestratorError as exc:
+        phase = f", phase {exc.phase}" if exc.phase else ""
+        console.print(
+            f"[red]error[/] ({type(exc).__name__}{phase}): {escape(str(exc))}", soft_wrap=True
+        )
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if telemetry is not None:
+            telemetry.shutdown()  # flush: the last spans are written, not lost
+            command.after_telemetry(args)
