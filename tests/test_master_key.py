@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 from pathlib import Path
@@ -178,6 +177,7 @@ def test_a_malformed_key_file_is_refused_naming_the_file(db: Path) -> None:
     key_file = db.parent / "bad.key"
     key_file.parent.mkdir(parents=True)
     key_file.write_text("garbage-garbage\n")
+    key_file.chmod(0o600)
     with pytest.raises(MasterKeyError, match="is not a Fernet key") as refused:
         Accounts.open(db, env={}, key_file=key_file)
     assert refused.value.source == f"key file {key_file}" and "garbage" not in str(refused.value)
@@ -191,13 +191,26 @@ def test_an_unreadable_key_file_is_refused_saying_so(db: Path) -> None:
     assert refused.value.source == f"key file {key_file}"
 
 
-def test_a_key_file_others_can_read_is_warned_about(
-    db: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+def test_a_key_file_others_may_read_or_write_is_refused_saying_how_to_fix_it(
+    db: Path, mode: int
 ) -> None:
     first_start(db, env={})
     key_file = db.with_name("accounts.sqlite3.key")
-    key_file.chmod(0o644)
-    with caplog.at_level(logging.WARNING, logger="swarmpod.accounts"):
+    key_file.chmod(mode)
+    with pytest.raises(MasterKeyError, match=f"mode {mode:04o}") as refused:
         Accounts.open(db, env={}).close()
-    assert f"chmod 600 {key_file}" in caplog.text
-    assert key_file.read_text().strip() not in caplog.text
+    assert f"chmod 600 {key_file}" in str(refused.value)
+    assert key_file.read_text().strip() not in str(refused.value)
+    assert refused.value.source == f"key file {key_file}"
+    key_file.chmod(0o600)
+    Accounts.open(db, env={}).close()  # fixed: it starts
+
+
+def test_a_key_file_open_to_others_is_not_needed_when_the_env_key_is_set(db: Path) -> None:
+    env = {"SWARMPOD_MASTER_KEY": Fernet.generate_key().decode()}
+    first_start(db, env=env)
+    stray = db.with_name("accounts.sqlite3.key")
+    stray.write_text("not used\n")
+    stray.chmod(0o644)
+    Accounts.open(db, env=env).close()

@@ -4,7 +4,8 @@ The key is ``SWARMPOD_MASTER_KEY`` when that is set, else a key file (``<databas
 default) created 0600 at first start and reused after. Each database keeps a *canary*, a
 known text encrypted with its master key at first start; every later start decrypts it, so
 a wrong key (the variable changed, the file replaced) fails at start, not at the first
-generation that needs a user's key.
+generation that needs a user's key. A key file other users may read or write (any group or
+other permission bit) is refused, as ssh refuses such a private key.
 """
 
 from __future__ import annotations
@@ -122,11 +123,11 @@ def load_master_key(
             source=source,
         ) from None
     if stat.S_IMODE(mode) & 0o077:
-        log.warning(
-            "The master %s is readable by other users (mode %03o); run: chmod 600 %s",
-            source,
-            stat.S_IMODE(mode),
-            key_file,
+        raise MasterKeyError(
+            f"The master {source} is open to other users (mode {stat.S_IMODE(mode):04o}): "
+            f"anyone who can read it can decrypt every stored RunPod key. Run: chmod 600 "
+            f"{key_file} (and rotate the keys if others may have read it), or set {ENV_VAR}.",
+            source=source,
         )
     return _parse(content.strip(), source, advice="or move the file aside on a new database")
 
