@@ -168,13 +168,13 @@ class Orchestrator:
         self._charged: dict[str, float] = {}  # generation id → GPU-s charged before final
 
     async def __aenter__(self) -> Self:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         state_file = self.settings.state_file or str(default_state_file())
-        self._journal = LeaseJournal(state_file)
+        self._journal = LeaseJournal(state_file)  # an unusable file stops here, nothing open
         self._budget = GpuBudget(
             state_file, limit_s=self.settings.daily_gpu_seconds_per_user, now=self._now
         )
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
         if self._protocol == "auto":
             self._protocol = self._journal.known_protocol(self._endpoint_id) or "auto"
         self._tasks = anyio.create_task_group()

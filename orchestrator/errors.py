@@ -9,6 +9,9 @@ needs to decide what to do as attributes, never only in their message::
     ├── BudgetExceededError           the user spent their GPU-seconds for today (.used, .limit)
     ├── AccountError                  a user name is bad, unknown or taken; a value refused (.user)
     ├── MasterKeyError                the master key is malformed, missing or wrong (.source)
+    ├── StateFileError                a SQLite file (state, accounts, models) is unusable (.file)
+    ├── InvalidParameterError         a T2I parameter is out of SwarmUI's range (.parameter)
+    ├── OrchestratorClosingError      shutting down while a generation waits (retryable)
     ├── TransportError                the connection failed or timed out (retryable)
     ├── RunPodError                   the RunPod API answered with an error status
     │   ├── RunPodAuthError           401 / 403: the key is wrong or lacks access (permanent)
@@ -44,11 +47,13 @@ __all__ = [
     "GenerationFailedError",
     "GenerationTimeoutError",
     "ImageDecodeError",
+    "InvalidParameterError",
     "JobError",
     "JobFailedError",
     "MasterKeyError",
     "MissingApiKeyError",
     "NoImagesError",
+    "OrchestratorClosingError",
     "OrchestratorError",
     "Phase",
     "ProtocolMismatchError",
@@ -59,6 +64,7 @@ __all__ = [
     "RunPodRateLimitError",
     "RunPodServerError",
     "SettingsError",
+    "StateFileError",
     "SwarmUIError",
     "SwarmUISessionError",
     "TransportError",
@@ -444,3 +450,52 @@ class NoImagesError(SwarmUIError):
 
 class ImageDecodeError(SwarmUIError):
     """Raised when a returned image is not a decodable image of the requested size."""
+
+
+class StateFileError(OrchestratorError):
+    """Raised at start when one of swarmpod's SQLite files (the state file, the accounts or
+    the model catalogs) cannot be used: it is not a database, is damaged, or cannot be opened
+    or written. swarmpod never overwrites it; the message says what to do.
+
+    Attributes:
+        file: the file.
+        reason: what is wrong, in SQLite's words.
+    """
+
+    def __init__(self, message: str, *, file: str, reason: str) -> None:
+        super().__init__(message, phase=Phase.ADMISSION, retryable=False)
+        self.file = file
+        self.reason = reason
+
+
+class InvalidParameterError(OrchestratorError, ValueError):
+    """Raised before any RunPod call when a T2I parameter is outside what SwarmUI accepts; the
+    message is SwarmUI's own text for it (``Invalid value for parameter Steps: ...``).
+
+    Attributes:
+        parameter: the parameter's SwarmUI id (``steps``, ``width``, ...).
+        value: the value refused, as text (shortened).
+    """
+
+    def __init__(self, message: str, *, parameter: str, value: str) -> None:
+        super().__init__(message, phase=Phase.ADMISSION, retryable=False)
+        self.parameter = parameter
+        self.value = value
+
+
+class OrchestratorClosingError(OrchestratorError):
+    """Raised into a generation still waiting for a worker when the orchestrator (or its pool)
+    shuts down; nothing was generated and no worker is held for it. Retry on a running
+    orchestrator.
+    """
+
+    retryable_default = True
+
+    def __init__(self, message: str = "", **kwargs: Any) -> None:
+        kwargs.setdefault("phase", Phase.ADMISSION)
+        super().__init__(
+            message
+            or "swarmpod is shutting down: this generation was still waiting for a worker and "
+            "did not start. Send it again once swarmpod runs.",
+            **kwargs,
+        )

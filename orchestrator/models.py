@@ -26,15 +26,14 @@ import json
 import logging
 import os
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from ._state import connect_private
 from .errors import SwarmUIError
 
 if TYPE_CHECKING:
@@ -399,10 +398,7 @@ class ModelRegistry:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db = connect_private(self.path, holds="its model catalogs (RefreshModels finds them)")
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)

@@ -194,4 +194,5 @@ def test_a_wrong_master_key_is_refused_without_showing_it(
 def test_a_file_that_is_not_a_database_is_refused_with_its_path(run: Run, db: Path) -> None:
     db.write_bytes(b"this is not sqlite" * 100)
     code, _, err = run("list")
-    assert code == 2 and f"the accounts database {db} cannot be used" in err
+    assert code == 2 and f"{db} is not a usable SQLite database" in err
+    assert "move it aside" in err and db.read_bytes() == b"this is not sqlite" * 100

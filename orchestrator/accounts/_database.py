@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS meta (
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating it 0600 if needed) the accounts database and make sure of its schema."""
-    db = connect_private(path)  # autocommit; see transaction()
+    db = connect_private(path, holds="its users, API tokens and stored RunPod keys")
     try:
         db.execute("PRAGMA journal_mode=WAL")  # the service reads while the CLI writes
         db.execute("PRAGMA foreign_keys=ON")
