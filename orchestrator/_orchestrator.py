@@ -562,6 +562,7 @@ class Orchestrator:
             max_workers=self.settings.max_workers,
             generation_timeout=timeouts.generation,
             release_timeout=timeouts.release,
+            startup_timeout=timeouts.startup,
             journal=self._journal,
             probing=probing,
             on_confirmed=self._detected,

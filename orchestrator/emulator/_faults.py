@@ -5,6 +5,7 @@ Route faults are consumed request by request, in the order scripted, one per req
 - :class:`HttpFault`: answer with an HTTP error status (and ``Retry-After``);
 - :class:`Latency`: wait, then serve the request normally;
 - :class:`DropConnection`: close the socket without an answer;
+- :class:`DropAfterAnswer`: serve the request, then close the socket before the answer;
 - :class:`MalformedBody`: answer 200 with truncated, unparseable JSON.
 
 Endpoint-wide faults: no host capacity (wanted workers stay throttled, jobs stay IN_QUEUE) and
@@ -23,6 +24,7 @@ from typing import Final, Literal
 
 __all__ = [
     "ROUTES",
+    "DropAfterAnswer",
     "DropConnection",
     "EndpointFaults",
     "HttpFault",
@@ -71,7 +73,12 @@ class MalformedBody:
     """Answer 200 with a JSON body cut in half (unparseable)."""
 
 
-RouteFault = HttpFault | Latency | DropConnection | MalformedBody
+@dataclass(frozen=True)
+class DropAfterAnswer:
+    """Serve the request (a ``/stream`` cursor moves on), then close before the answer is sent."""
+
+
+RouteFault = HttpFault | Latency | DropConnection | MalformedBody | DropAfterAnswer
 """Any fault scripted for one request on a route."""
 
 
@@ -131,6 +138,14 @@ class EndpointFaults:
     def drop_connection(self, route: str, *, times: int = 1) -> None:
         """Close the socket of the next ``times`` requests on ``route`` without an answer."""
         self._script(route, DropConnection(), times)
+
+    def drop_after_answer(self, route: str, *, times: int = 1) -> None:
+        """Serve the next ``times`` requests on ``route``, then drop them unanswered.
+
+        What the request did stands (a job queued, a ``/stream`` chunk handed out and gone):
+        the answer is lost on the way, as when a connection breaks mid-answer.
+        """
+        self._script(route, DropAfterAnswer(), times)
 
     def malformed_body(self, route: str, *, times: int = 1) -> None:
         """Answer the next ``times`` requests on ``route`` with 200 and truncated JSON."""

@@ -20,7 +20,7 @@ from aiohttp import web
 from orchestrator.secrets import Secret
 
 from ._endpoint import EmulatedEndpoint
-from ._faults import DropConnection, HttpFault, Latency, MalformedBody
+from ._faults import DropAfterAnswer, DropConnection, HttpFault, Latency, MalformedBody
 from ._jobs import EmulatedJob
 from ._ratelimit import retry_after_header
 from ._worker_api import add_worker_routes
@@ -120,6 +120,9 @@ async def _gated(
             body=body[: len(body) // 2], status=200, content_type="application/json"
         )
     if isinstance(fault, DropConnection):
+        return _drop(request)
+    if isinstance(fault, DropAfterAnswer):
+        await handler(request, endpoint)
         return _drop(request)
     assert isinstance(fault, HttpFault)
     headers = {}

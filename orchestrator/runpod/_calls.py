@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ApiCall", "may_retry_status", "may_retry_transport"]
+__all__ = ["ApiCall", "may_reask_undecodable", "may_retry_status", "may_retry_transport"]
 
 # POST /run and /runsync create a job. Repeating one whose request may have reached RunPod
 # (a 500, a read timeout, a dropped connection) can create a duplicate job, the concern raised
 # in review of runpod/runpod-python PR #515; only answers that say "not processed" are retried.
 _CREATES_JOB = frozenset({"run", "runsync"})
 _NOT_PROCESSED = frozenset({429, 502, 503, 504})
+# GET /stream is a cursor: each answer carries outputs that are never sent again. An answer
+# lost on the way (a dropped connection, an unreadable body) cannot be asked for again; the
+# caller must hear that it may have lost outputs.
+_CURSOR = frozenset({"stream"})
 
 
 @dataclass(frozen=True)
@@ -45,4 +49,13 @@ def may_retry_status(route: str, status: int) -> bool:
 
 def may_retry_transport(route: str, *, nothing_sent: bool) -> bool:
     """Whether a connection failure or timeout on ``route`` may be retried."""
-    return nothing_sent or route not in _CREATES_JOB
+    return nothing_sent or route not in _CREATES_JOB | _CURSOR
+
+
+def may_reask_undecodable(route: str) -> bool:
+    """Whether a 2xx answer that did not decode may be asked for again on ``route``.
+
+    Not where a job may already exist (``/run``, ``/runsync``), nor on a cursor (``/stream``),
+    whose lost outputs a second request would not return.
+    """
+    return route not in _CREATES_JOB | _CURSOR

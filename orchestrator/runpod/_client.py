@@ -16,7 +16,7 @@ from orchestrator._retry import RetryPolicy, parse_retry_after
 from orchestrator.errors import TransportError, runpod_error_for_status
 from orchestrator.secrets import Secret
 
-from ._calls import ApiCall, may_retry_status, may_retry_transport
+from ._calls import ApiCall, may_reask_undecodable, may_retry_status, may_retry_transport
 from ._models import Health, Job, JobPolicy, PurgeResult, StreamChunk, decode_stream
 
 __all__ = ["DEFAULT_BASE_URL", "RunPodClient"]
@@ -52,8 +52,10 @@ class RunPodClient:
     outlast the retries raise :class:`~orchestrator.errors.TransportError`.
 
     A 2xx answer whose body does not decode is asked again per ``retry`` on every route but
-    ``/run`` and ``/runsync`` (where a job may already exist); then it raises
-    ``TransportError`` naming the route, ``retryable`` except on those two.
+    ``/run`` and ``/runsync`` (where a job may already exist) and ``/stream`` (a cursor: what
+    the lost answer carried is never sent again); then it raises ``TransportError`` naming the
+    route, ``retryable`` except on ``/run`` and ``/runsync``. A connection lost after a
+    ``/stream`` request was sent is not retried either, for the same reason.
     Error bodies are never read into messages. ``on_call`` sees every HTTP attempt.
     """
 
@@ -124,7 +126,11 @@ class RunPodClient:
         return await self._call("GET", "status", Job, job_id=job_id)
 
     async def stream(self, job_id: str, *, wait_ms: int | None = None) -> StreamChunk:
-        """The outputs streamed since the previous call (``GET /stream/{id}``, a cursor).
+        """The outputs streamed since the previous call (``POST /stream/{id}``, a cursor).
+
+        Sent as POST, as the Go SDK does (RunPod serves both): an HTTP client may silently
+        resend a GET whose connection broke, and a resent cursor read cannot return what the
+        lost answer carried; a POST that breaks is reported instead.
 
         ``wait_ms`` makes it a long-poll (``?wait=``, as the Go SDK sends it): the answer comes
         as soon as there is a new output or the job is terminal, else after ``wait_ms``.
@@ -133,12 +139,12 @@ class RunPodClient:
             ValueError: ``wait_ms`` is outside 1000-300000.
         """
         if wait_ms is None:
-            return await self._call("GET", "stream", decode_stream, job_id=job_id)
+            return await self._call("POST", "stream", decode_stream, job_id=job_id)
         low, high = _RUNSYNC_WAIT_RANGE
         if not low <= wait_ms <= high:
             raise ValueError(f"wait_ms must be within {low}..{high}, got {wait_ms}")
         return await self._call(
-            "GET",
+            "POST",
             "stream",
             decode_stream,
             job_id=job_id,
@@ -184,14 +190,14 @@ class RunPodClient:
                     route,
                     answer.status,
                 )
-                repeatable = route not in _CREATES_JOB  # a read (or a cancel) is safe to repeat
+                repeatable = may_reask_undecodable(route)
                 if repeatable and attempt < attempts:
                     await self._back_off(route, attempt, None, "undecodable body")
                     continue
                 raise TransportError(
                     f"RunPod answered /{route} with a body swarmpod cannot read "
                     f"({type(exc).__name__}); try again, and report it if it persists.",
-                    retryable=repeatable,
+                    retryable=route not in _CREATES_JOB,
                     status=answer.status,
                     job_id=job_id,
                 ) from None

@@ -21,7 +21,7 @@ import functools
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -41,7 +41,15 @@ from observability import (
 from observability import span_time_ns as span_now
 from statecharts import LeaseChart
 
-from ..errors import OrchestratorError, ProtocolMismatchError
+from ..errors import (
+    JobFailedError,
+    OrchestratorError,
+    Phase,
+    ProtocolMismatchError,
+    RunPodError,
+    TransportError,
+    WorkerNotReadyError,
+)
 from ..runpod import Health, Job, JobStatus
 from ..secrets import Secret
 from ..swarmui import SwarmUIClient
@@ -115,6 +123,9 @@ class _Lease:
     keep_until: float = 0.0
     retiring: bool = False
     withdrawing: bool = False
+    suspect: bool = False
+    booting_since: float | None = None
+    unknown_job: bool = False
     ended_by_worker: bool = False
     reason: WaitReason = WaitReason.REQUESTING
     cancelled: bool = False
@@ -145,6 +156,12 @@ class _Lease:
     @property
     def label(self) -> str:
         return f"lease #{self.number}" + (f" ({self.job.id})" if self.job else "")
+
+    def overdue(self, now: float, late_after_s: float | None) -> bool:
+        """Not ready well past the measured cold start, or its lease output may be lost."""
+        if self.suspect:
+            return True
+        return late_after_s is not None and now >= self.requested_at + late_after_s
 
 
 @dataclass(eq=False)
@@ -179,6 +196,8 @@ class LeasePool:
         max_workers: the most leases held at once (the endpoint's max workers).
         generation_timeout: GenerationTimeoutSec (leases retire before their max age by it).
         release_timeout: bound of one release (cancel), which runs shielded.
+        startup_timeout: StartupTimeoutSec: a lease not streamed this long after its request
+            is lost (its job cancelled) and replaced for whoever still waits.
         journal: where leases are journalled before they are requested (None = not at all).
         probing: the endpoint's protocol is not known yet (``auto``): hold one lease request
             at a time until a worker streamed a lease, so a v1 endpoint never gets a second
@@ -201,6 +220,7 @@ class LeasePool:
         max_workers: int,
         generation_timeout: float,
         release_timeout: float,
+        startup_timeout: float = 120.0,
         journal: LeaseJournal | None = None,
         probing: bool = False,
         on_confirmed: Callable[[str], None] | None = None,
@@ -219,6 +239,7 @@ class LeasePool:
         self._max_workers = max_workers
         self._generation_timeout = generation_timeout
         self._release_timeout = release_timeout
+        self._startup_timeout = startup_timeout
         self._journal = journal
         self._probing = probing
         self._on_confirmed = on_confirmed
@@ -234,6 +255,7 @@ class LeasePool:
         self._all_ended.set()
         self._generation_s: deque[float] = deque(maxlen=20)
         self._health: tuple[float, Health, WaitReason] | None = None
+        self._cold_start_seen = False
 
     def __repr__(self) -> str:
         status = self.status()
@@ -409,33 +431,57 @@ class LeasePool:
             waiter.served.set()
         if self._closing:
             return
+        now = self._clock()
+        late_after = self._late_after_s() if self._cold_start_seen else None
         live = [lease for lease in self._leases if lease.live]
         pending = [lease for lease in live if lease.pending and not lease.withdrawing]
+        # A lease overdue past its expected start (or whose output may be lost) is no capacity.
+        on_time = [lease for lease in pending if not lease.overdue(now, late_after)]
         ready = [lease for lease in live if lease.ready and lease.chart.state_id != "draining"]
         usable_ready = [lease for lease in ready if not lease.retiring]
         new = max(
             new_leases_needed(
-                now=self._clock(),
+                now=now,
                 waiting=len(self._waiters),
-                seats_free_at=self._seats_free_at(usable_ready, pending),
+                seats_free_at=self._seats_free_at(usable_ready, on_time),
                 cold_start_s=self._idle.cold_start_s,
                 generation_s=self.generation_s,
             ),
-            self._floor - len(usable_ready) - len(pending),
+            self._floor - len(usable_ready) - len(on_time),
         )
         room = (1 if self._probing else self._max_workers) - len(live)
+        if new > room and self._waiters:  # a lease whose output may be lost holds no slot
+            for lease in [lease for lease in pending if lease.suspect][: new - room]:
+                self._give_up(lease)
+                room += 1
         for _ in range(max(0, min(new, room))):
             self._start_lease(hold_s=0.0, for_floor=self._floor > 0)
         needed = math.ceil(len(self._waiters) / self._capacity_estimate)
+        pending = [lease for lease in pending if not lease.withdrawing]
+        on_time = [lease for lease in on_time if not lease.withdrawing]
         surplus = len(pending) - max(needed, self._floor - len(usable_ready))
         queued = [lease for lease in pending if lease.chart.state_id in ("requested", "queued")]
-        for lease in reversed(queued):
+        stalled = [lease for lease in pending if lease.suspect and lease not in queued]
+        for lease in [*reversed(queued), *stalled]:
             if surplus <= 0:
                 break
-            lease.withdrawing = True
-            lease.poke()
+            if lease in queued:
+                lease.withdrawing = True
+                lease.poke()
+            else:
+                self._give_up(lease)
             surplus -= 1
         self._tell_waiters()
+
+    def _give_up(self, lease: _Lease) -> None:
+        """Release a booting lease whose lease output may be lost (a stream answer was)."""
+        log.warning(
+            "[RunPodServerless] %s: a /stream answer was lost, so its lease may never arrive; "
+            "it is released and replaced",
+            lease.label,
+        )
+        lease.withdrawing = True
+        lease.poke()
 
     @property
     def generation_s(self) -> float | None:
@@ -597,7 +643,7 @@ class LeasePool:
         """Request the lease and wait for a ready worker; False when it was withdrawn."""
         if self._journal is not None:
             lease.entry = self._journal.begin(self._endpoint_id, "v2", self._key)
-        job = await self._protocol.request_lease()
+        job = await self._request(lease)
         lease.job = job
         if self._journal is not None and lease.entry is not None:
             self._journal.attach(lease.entry, job.id)
@@ -608,8 +654,7 @@ class LeasePool:
         handle = await self._await_lease(lease, job)
         if handle is None:
             return False
-        if lease.chart.state_id == "queued":
-            lease.chart.send("assigned")
+        self._seen_running(lease)
         lease.handle = handle
         if lease.bill is not None:
             lease.bill.assigned(handle.worker_id)
@@ -635,6 +680,7 @@ class LeasePool:
         lease.idle_since = now
         lease.keep_until = now + lease.keep_until
         self._idle.observe_cold_start(now - lease.requested_at)
+        self._cold_start_seen = True
         log.info(
             "[RunPodServerless] %s: worker %s ready after %.1f s (%d at once)",
             lease.label,
@@ -646,33 +692,111 @@ class LeasePool:
         self._rebalance(fresh=lease)
         return True
 
+    async def _request(self, lease: _Lease) -> Job:
+        """``/run`` the lease with the pool's terms. Never abandoned half-way: a job RunPod
+        created is always learnt (then used or cancelled), so the request is shielded from
+        cancellation and bounded by the client's own request timeout. When it fails in a way
+        that may still have created a job, the journal entry stays open."""
+        with anyio.CancelScope(shield=True):
+            try:
+                job = await self._protocol.request_lease(terms=lease.terms)
+            except OrchestratorError as exc:
+                if not _surely_not_created(exc):
+                    lease.unknown_job = True
+                raise
+        return job
+
     async def _await_lease(self, lease: _Lease, job: Job) -> WorkerHandle | None:
         """Long-poll the lease job's stream until the lease; None when it was withdrawn.
 
-        The long-poll lasts until the lease is late (well past the expected cold start), so a
+        A ``/stream`` answer is read once, so a poll is never abandoned: a lease no longer
+        needed is withdrawn beside the poll (which then answers the job's end). Each
+        long-poll lasts until the lease is late (well past the expected cold start), so a
         normal cold start costs one; after that one a minute, each with a ``/health`` check
-        that says why it still waits (throttled? crash-looping?).
+        that says why it still waits (throttled? crash-looping?). A lease not streamed within
+        StartupTimeoutSec of its request is lost (cancelled) and replaced.
         """
+        polling = True
+        handle: WorkerHandle | None = None
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._withdraw_when_asked, lease, lambda: polling)
+            try:
+                handle = await self._stream_until_leased(lease, job)
+            except Exception as exc:  # re-raised below, not wrapped in an exception group
+                failure = exc
+            finally:
+                polling = False
+                lease.poke()
+        if failure is not None:
+            raise failure
+        return None if lease.cancelled else handle
+
+    async def _withdraw_when_asked(self, lease: _Lease, polling: Callable[[], bool]) -> None:
+        """Beside the stream poll: withdraw (or give up) the lease once it is not needed."""
+        while polling():
+            changed = lease.changed
+            if (self._closing or lease.withdrawing) and lease.chart.state_id in (
+                "queued",
+                "booting",
+            ):
+                with anyio.CancelScope(shield=True):
+                    if await self._withdraw(lease):
+                        return
+            await changed.wait()
+
+    async def _stream_until_leased(self, lease: _Lease, job: Job) -> WorkerHandle | None:
+        """Poll the stream until the lease arrives. A lease whose worker runs (bills) but has
+        not streamed StartupTimeoutSec after RunPod was seen running it is lost; a queued one
+        waits until it is withdrawn (the generations waiting for it have deadlines of their
+        own)."""
         late_at = lease.requested_at + self._late_after_s()
         while True:
-            if (self._closing or lease.withdrawing) and await self._withdraw(lease):
+            now = self._clock()
+            lost_at = math.inf
+            if lease.booting_since is not None:
+                lost_at = lease.booting_since + self._startup_timeout
+            if now >= lost_at - 0.001:
+                raise WorkerNotReadyError(
+                    self._startup_timeout,
+                    last_status=JobStatus.IN_PROGRESS.value,
+                    phase=Phase.POLLING,
+                    job_id=job.id,
+                )
+            poll_until = late_at if now < late_at - 5 else now + _LATE_POLL_MS / 1000
+            wait_ms = int(min(poll_until, lost_at, now + 300.0) * 1000 - now * 1000)
+            try:
+                state, handle = await self._protocol.poll_lease(job.id, wait_ms=max(1000, wait_ms))
+            except TransportError as exc:  # garbled or dropped: its lease may be lost with it
+                if lease.cancelled:
+                    return None
+                log.warning("[RunPodServerless] streaming %s: %s", lease.label, exc)
+                if not lease.suspect:
+                    lease.suspect = True
+                    self._rebalance()
+                await anyio.sleep(self._protocol.poll_interval)
+                continue
+            except JobFailedError:
+                if lease.cancelled:
+                    return None  # withdrawn: the poll answered the job's end
+                raise
+            if lease.cancelled:
                 return None
-            wait_s = late_at - self._clock()
-            wait_ms = int(wait_s * 1000) if wait_s > 5 else _LATE_POLL_MS
-            poll = functools.partial(
-                self._protocol.poll_lease, job.id, wait_ms=min(wait_ms, 300_000)
-            )
-            polled = await self._interruptible(lease, poll)
-            if polled is None:
-                continue  # poked: withdraw or shut down
-            state, handle = polled
-            if state is not JobStatus.IN_QUEUE and lease.chart.state_id == "queued":
-                lease.chart.send("assigned")
-                self._set_reason(lease, WaitReason.BOOTING)
+            if state is not JobStatus.IN_QUEUE:
+                self._seen_running(lease)
             if handle is not None:
                 return handle
-            if state is JobStatus.IN_QUEUE and self._clock() >= late_at - 0.001:
-                self._set_reason(lease, await self._diagnose())
+            if self._clock() >= late_at - 0.001:
+                self._rebalance()  # overdue: no longer counted as a coming seat
+                if state is JobStatus.IN_QUEUE:
+                    self._set_reason(lease, await self._diagnose())
+
+    def _seen_running(self, lease: _Lease) -> None:
+        """RunPod runs the lease job: a worker is assigned (and bills) and boots."""
+        if lease.chart.state_id == "queued":
+            lease.chart.send("assigned")
+            lease.booting_since = self._clock()
+            self._set_reason(lease, WaitReason.BOOTING)
 
     async def _diagnose_early(self, lease: _Lease) -> None:
         """A few seconds in, say whether the lease waits for a booting worker or for more."""
@@ -698,15 +822,14 @@ class LeasePool:
         return max(expected * 1.25, expected + 20.0)
 
     async def _withdraw(self, lease: _Lease) -> bool:
-        """Withdraw a lease no longer needed if it is still queued; True if it was."""
+        """Withdraw a lease no longer needed if it is still queued (or stalled: its lease
+        output may be lost); True if it was."""
         assert lease.job is not None
-        if not self._closing:
+        if not self._closing and not lease.suspect:
             job = await self._protocol.client.status(lease.job.id)
             if job.state is not JobStatus.IN_QUEUE:
                 lease.withdrawing = False  # a worker bills for it already: keep it
-                if lease.chart.state_id == "queued":
-                    lease.chart.send("assigned")
-                    self._set_reason(lease, WaitReason.BOOTING)
+                self._seen_running(lease)
                 log.info("[RunPodServerless] %s already has a worker; kept", lease.label)
                 return False
         lease.chart.send("release")
@@ -803,33 +926,6 @@ class LeasePool:
             )
         return True
 
-    async def _interruptible(
-        self, lease: _Lease, poll: Callable[[], Awaitable[tuple[JobStatus, WorkerHandle | None]]]
-    ) -> tuple[JobStatus, WorkerHandle | None] | None:
-        """Run one poll, abandoned (None) when the lease is poked meanwhile."""
-        result: tuple[JobStatus, WorkerHandle | None] | None = None
-        error: Exception | None = None
-        changed = lease.changed
-        async with anyio.create_task_group() as group:
-
-            async def run() -> None:
-                nonlocal result, error
-                try:
-                    result = await poll()
-                except Exception as exc:  # re-raised below, unwrapped from the task group
-                    error = exc
-                group.cancel_scope.cancel()
-
-            async def watch() -> None:
-                await changed.wait()
-                group.cancel_scope.cancel()
-
-            group.start_soon(run)
-            group.start_soon(watch)
-        if error is not None:
-            raise error
-        return result
-
     async def _end(self, lease: _Lease, outcome: str, failure: BaseException | None) -> None:
         """The lease is over: cancel a job that may still bill, close the journal, re-plan."""
         job = lease.job
@@ -848,13 +944,14 @@ class LeasePool:
         if failure is not None:
             self._lost(lease, failure)
         if self._journal is not None and lease.entry is not None:
-            settled = job is None or lease.cancelled or lease.ended_by_worker
+            settled = (job is None and not lease.unknown_job) or lease.cancelled
+            settled = settled or lease.ended_by_worker
             if settled:
                 self._journal.close(lease.entry, outcome)
             else:
                 log.warning(
-                    "[RunPodServerless] %s could not be cancelled; the journal keeps it open "
-                    "so the next start cancels it",
+                    "[RunPodServerless] %s could not be cancelled (or its /run answer was "
+                    "lost); the journal keeps it open so the next start deals with it",
                     lease.label,
                 )
         self._leases.remove(lease)
@@ -872,9 +969,15 @@ class LeasePool:
                 waiter.served.set()
             return
         log.warning("[RunPodServerless] %s lost: %s", lease.label, failure)
-        if lease.ready or not self._waiters:
-            return
+        if lease.ready or not self._waiters or isinstance(failure, WorkerNotReadyError):
+            return  # a lease that timed out is replaced for those who still wait
         # The request made for the first in line failed: that generation hears why.
         waiter = self._waiters.popleft()
         waiter.failure = failure
         waiter.served.set()
+
+
+def _surely_not_created(failure: OrchestratorError) -> bool:
+    """Whether a failed ``/run`` surely created no job (RunPod refused or did not process it)."""
+    status = failure.status if isinstance(failure, RunPodError) else None
+    return status is not None and (400 <= status < 500 or status in (502, 503, 504))

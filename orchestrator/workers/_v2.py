@@ -98,10 +98,14 @@ class V2Protocol:
     terms: LeaseTerms = LeaseTerms()
     name: str = "v2"
 
-    async def request_lease(self, *, low_priority: bool = False) -> Job:
-        """Submit a lease job; returns it as RunPod accepted it (IN_QUEUE)."""
-        policy = self.terms.policy(low_priority=low_priority)
-        return await self.client.run(self.terms.job_input(), policy=policy)
+    async def request_lease(
+        self, *, terms: LeaseTerms | None = None, low_priority: bool = False
+    ) -> Job:
+        """Submit a lease job asking ``terms`` (default: :attr:`terms`); returns it as RunPod
+        accepted it (IN_QUEUE)."""
+        terms = terms or self.terms
+        policy = terms.policy(low_priority=low_priority)
+        return await self.client.run(terms.job_input(), policy=policy)
 
     async def poll_lease(
         self, job_id: str, *, wait_ms: int | None = None
