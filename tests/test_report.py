@@ -26,6 +26,8 @@ from observability._trace_file import JsonLinesSpanExporter, SpanRecord, read_tr
 T0 = 1_750_000_000_000_000_000  # ns since the epoch
 PRICE_PER_S = 0.69 / 3600
 SCRIPT = "<script>alert(1)</script>"
+LIGHTHOUSE = "a lighthouse on a cliff at dawn, oil painting, golden light"
+PAPER_BOAT = "a paper boat\non a rainy street"
 
 Phases = Sequence[tuple[str, str, float, float]]  # span name, phase, start s, end s
 
@@ -43,6 +45,7 @@ class _Generation:
     worker: str | None = None
     startup_s: float | None = None
     error: tuple[str, str] | None = None
+    prompt: str | None = None
 
     def attributes(self) -> dict[str, AttributeValue]:
         attributes: dict[str, AttributeValue] = {
@@ -57,6 +60,7 @@ class _Generation:
             "swarmpod.user": self.user,
             "swarmpod.worker.id": self.worker,
             "swarmpod.startup_s": self.startup_s,
+            "swarmpod.prompt": self.prompt,
             "error.type": self.error[0] if self.error else None,
             "error.phase": self.error[1] if self.error else None,
         }
@@ -180,10 +184,11 @@ def record_run(path: Path, *, third_model: str = "flux-dev") -> None:
         _Generation(
             "a1a1a1a1b2b2b2b2", "alice", "sdxl-base", 0, 56,
             _served(0, 40, 55, "sdxl-base", cold=True), "w-a1", startup_s=40.0,
+            prompt=LIGHTHOUSE,
         ),
         _Generation(
             "c3c3c3c3d4d4d4d4", "bob", "sdxl-base", 59, 71,
-            _served(59, 59, 70, "sdxl-base", cold=False), "w-a1",
+            _served(59, 59, 70, "sdxl-base", cold=False), "w-a1", prompt="a red fox",
         ),
         _Generation(
             "e5e5e5e5f6f6f6f6", "alice", third_model, 71.5, 81,
@@ -218,7 +223,11 @@ def record_run(path: Path, *, third_model: str = "flux-dev") -> None:
         ("Failed", "Failed", 35, 35),
     ]
     error = ("WorkerLostError", "polling")
-    rec.generation(_Generation("0909090912121212", None, "flux-dev", 10, 35, failing, error=error))
+    rec.generation(
+        _Generation(
+            "0909090912121212", None, "flux-dev", 10, 35, failing, error=error, prompt=PAPER_BOAT
+        )
+    )
     reason = {"swarmpod.worker.id": "w-b1", "swarmpod.cost.reason": "no generation"}
     rec.cost(worker, "Cost:unattributed", 50, (22.0, 0.0, 18.0), reason)
     rec.release(worker, "w-b1", billed_s=40.0, end=50)
@@ -248,6 +257,7 @@ class _Page(HTMLParser):
         self._section = ""
         self._row: list[str] = []
         self._cell: list[str] | None = None
+        self.titles: list[list[str]] = []
         self.feed(markup)
         self.close()
         assert self._open == [], f"unclosed elements: {self._open}"
@@ -263,6 +273,8 @@ class _Page(HTMLParser):
             self._row = []
         elif tag in ("td", "th"):
             self._cell = []
+        elif tag == "title":
+            self.titles.append([])
 
     def handle_endtag(self, tag: str) -> None:
         assert self._open and self._open[-1] == tag, f"</{tag}> closes {self._open[-1:]}"
@@ -274,6 +286,8 @@ class _Page(HTMLParser):
             self.rows[self._section].append(self._row)
 
     def handle_data(self, data: str) -> None:
+        if self._open and self._open[-1] == "title":
+            self.titles[-1].append(data)
         if "title" in self._open or "style" in self._open:
             return
         self.text[self._section].append(data)
@@ -282,6 +296,9 @@ class _Page(HTMLParser):
 
     def section_text(self, section: str) -> str:
         return " ".join("".join(self.text[section]).split())
+
+    def tooltips(self) -> list[str]:
+        return ["".join(parts) for parts in self.titles]
 
     def bars(self) -> list[_Element]:
         return [e for e in self.elements if e.tag == "rect" and e.attributes.get("class") == "bar"]
@@ -354,13 +371,32 @@ def test_nested_warm_bars_are_thinner_than_idle_and_busy(page: _Page) -> None:
 
 def test_a_row_per_worker_and_per_generation_on_one_time_axis(page: _Page) -> None:
     timeline = page.section_text("timeline")
-    for label in ("w-a1 (v2)", "w-b1 (v1)", "a1a1a1a1 · sdxl-base · alice"):
+    for label in ("w-a1 (v2)", "w-b1 (v1)", "a lighthouse on a… · sdxl-base · alice"):
         assert label in timeline
-    assert "09090909 · flux-dev · (anonymous)" in timeline
+    assert "a paper boat on a rainy st… · flux-dev" in timeline
     assert "Workers (2)" in timeline
     assert "Generations (4)" in timeline
     assert "0 s" in timeline
     assert "100 s" in timeline
+
+
+def test_generations_are_labelled_by_prompt_and_model_with_the_whole_prompt_on_hover(
+    page: _Page,
+) -> None:
+    texts = page.section_text("timeline")
+    assert "a red fox · sdxl-base · bob" in texts  # short enough: whole
+    assert "e5e5e5e5 · flux-dev · alice" in texts  # no prompt on its span: its short id
+    assert "(anonymous)" not in texts and "default model" not in texts
+    tooltips = page.tooltips()
+    assert any(LIGHTHOUSE in tooltip and "alice" in tooltip for tooltip in tooltips)
+    [slowest] = _tables(page.rows["slowest"])
+    prompts = [dict(zip(slowest[0], row, strict=True))["prompt"] for row in slowest[1:]]
+    assert prompts == [
+        "a lighthouse on a cliff at dawn, oil pa…",  # 40 characters
+        "a paper boat on a rainy street",  # one line
+        "a red fox",
+        "—",
+    ]
 
 
 def test_the_summary_adds_up_the_inputs(trace_file: Path, tmp_path: Path) -> None:
