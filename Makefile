@@ -48,7 +48,7 @@ bench: $(STAMP)
 
 ## diagrams: regenerate statecharts/diagrams/ from the chart classes
 diagrams: $(STAMP)
-	$(BIN)/python -m statecharts
+	$(BIN)/python -m observability.diagrams
 
 clean:
 	rm -rf $(VENV) .venv-sdk .venv-core output .mypy_cache .ruff_cache

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from statecharts import mermaid
-from statecharts._diagrams import CHARTS, DIAGRAM_DIR
+from observability.diagrams import mermaid
+from observability.diagrams._files import CHARTS, DIAGRAM_DIR
 
 
 @pytest.mark.parametrize("name", sorted(CHARTS))
@@ -32,3 +32,18 @@ def test_the_readme_embeds_the_current_lease_diagram() -> None:
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert mermaid(CHARTS["lease"]) in readme
+
+
+def test_the_runtime_charts_package_does_not_load_the_drawer() -> None:
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, statecharts; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "statecharts.generation" in loaded
+    assert "observability.diagrams" not in loaded
+    assert "statemachine.contrib.diagram" not in loaded

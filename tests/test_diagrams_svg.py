@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from statemachine import State, StateMachine
 
-from statecharts import svg
-from statecharts._diagrams import CHARTS, DIAGRAM_DIR
+from observability.diagrams import svg
+from observability.diagrams._files import CHARTS, DIAGRAM_DIR
 
 NS = "{http://www.w3.org/2000/svg}"
 Rect = tuple[float, float, float, float]

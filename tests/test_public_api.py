@@ -47,10 +47,8 @@ PUBLIC = {
         "PathRecorder",
         "StateVisit",
         "TransitionNotAllowed",
-        "mermaid",
-        "svg",
-        "write_diagrams",
     },
+    "observability.diagrams": {"mermaid", "svg", "write_diagrams"},
     "orchestrator.replay": {
         "Cassette",
         "CassetteError",
@@ -159,6 +157,7 @@ DOCUMENTED_PACKAGES = [
     "orchestrator.replay",
     "statecharts",
     "observability",
+    "observability.diagrams",
 ]
 
 

@@ -1,19 +1,23 @@
-"""Diagrams generated from the chart classes, so the pictures never drift from the code."""
+"""The committed diagrams: Mermaid and SVG of every chart, in ``statecharts/diagrams/``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 from statemachine.contrib.diagram import MermaidGraphMachine
 
+import statecharts
+from statecharts import GenerationChart, LeaseChart
+
 from ._svg import svg
-from .generation import GenerationChart
-from .lease import LeaseChart
 
 __all__ = ["CHARTS", "DIAGRAM_DIR", "mermaid", "write_diagrams"]
 
-CHARTS = {"generation": GenerationChart, "lease": LeaseChart}
-DIAGRAM_DIR = Path(__file__).parent / "diagrams"
+CHARTS: Final[dict[str, type]] = {"generation": GenerationChart, "lease": LeaseChart}
+"""Every chart drawn, by file name."""
+DIAGRAM_DIR: Final = Path(statecharts.__file__).parent / "diagrams"
+"""Where the committed diagrams live, beside the charts they picture."""
 
 
 def mermaid(chart: type) -> str:
