@@ -253,8 +253,10 @@ class GenerationRun:
             self._end_trace(root)
         failure = self.chart.failure
         if isinstance(failure, OrchestratorError):
-            failure.path = tuple(self.recorder.path)
-            raise failure
+            final = failure.in_context(path=tuple(self.recorder.path))
+            if final is failure:
+                raise failure
+            raise final from failure
         return self._result()
 
     async def _run(self) -> None:
@@ -435,11 +437,14 @@ class GenerationRun:
         if self.chart.state_id in ("shutting_down", "done", "failed", "cancelled"):
             return
         if isinstance(exc, OrchestratorError):
-            exc.with_context(
+            known = exc.in_context(
                 phase=self._phase(),
                 worker_id=self._handle.worker_id if self._handle else None,
                 job_id=self._wake_job.id if self._wake_job else None,
             )
+            if known is not exc:
+                known.__cause__ = exc
+            exc = known
         event = (
             "timeout" if isinstance(exc, WorkerNotReadyError | GenerationTimeoutError) else "error"
         )

@@ -34,12 +34,19 @@ needs to decide what to do as attributes, never only in their message::
 A generation the caller cancels raises the caller's own cancellation (anyio semantics), after
 its worker was released; its chart ends in ``Cancelled``. Messages say what to do; they never
 contain an API key or token.
+
+Errors never change once made. Facts learnt later (the phase, the worker, the chart path) go
+into a new error of the same type, made by its own constructor with :meth:`~OrchestratorError.\
+in_context` and raised ``from`` the first one; several generations that share one failure
+each raise their own error that way.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, Self
 
 __all__ = [
     "AccountError",
@@ -85,8 +92,29 @@ class Phase(enum.StrEnum):
     RELEASING = "releasing"
 
 
+_CONTEXT = ("phase", "worker_id", "job_id", "path")
+"""The facts a later layer may know better than the one that made an error."""
+
+
+def _frozen_after(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap an error's ``__init__``: the error is frozen once the outermost one returns."""
+
+    @functools.wraps(init)
+    def wrapper(self: OrchestratorError, *args: Any, **kwargs: Any) -> None:
+        depth = self.__dict__.get("_init_depth", 0)
+        self.__dict__["_init_depth"] = depth + 1
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            self.__dict__["_init_depth"] = depth
+            if depth == 0:
+                self.__dict__["_frozen"] = True
+
+    return wrapper
+
+
 class OrchestratorError(Exception):
-    """Root of every error raised by swarmpod.
+    """Root of every error raised by swarmpod. Immutable once made.
 
     Attributes:
         message: the human-readable text (also ``str(error)``).
@@ -95,10 +123,21 @@ class OrchestratorError(Exception):
         status: the HTTP status that caused it, when there was one.
         worker_id: the RunPod worker involved, when known.
         job_id: the RunPod job involved, when known.
-        path: the generation chart's states visited until the error (set by the engine).
+        path: the generation chart's states visited until the error (the engine's error).
     """
 
     retryable_default: bool = False
+    _made_with: tuple[tuple[Any, ...], dict[str, Any]]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        error = super().__new__(cls, *args)
+        error.__dict__["_made_with"] = (args, kwargs)
+        return error
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _frozen_after(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -109,6 +148,7 @@ class OrchestratorError(Exception):
         status: int | None = None,
         worker_id: str | None = None,
         job_id: str | None = None,
+        path: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -117,23 +157,51 @@ class OrchestratorError(Exception):
         self.status = status
         self.worker_id = worker_id
         self.job_id = job_id
-        self.path: tuple[str, ...] = ()
+        self.path = tuple(path)
 
-    def with_context(
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen") and not name.startswith("__"):
+            raise AttributeError(
+                f"{type(self).__name__} is immutable: use in_context() for a new error"
+            )
+        super().__setattr__(name, value)
+
+    def in_context(
         self,
         *,
         phase: Phase | None = None,
         worker_id: str | None = None,
         job_id: str | None = None,
-    ) -> OrchestratorError:
-        """Fill in the facts that are still unknown (never overwrites known ones); return self."""
-        if self.phase is None:
-            self.phase = phase
-        if self.worker_id is None:
-            self.worker_id = worker_id
-        if self.job_id is None:
-            self.job_id = job_id
-        return self
+        path: tuple[str, ...] = (),
+    ) -> Self:
+        """This error with facts it did not know yet, as a new error of the same type.
+
+        Known facts are kept (never overwritten). The new error is made by the type's own
+        constructor from the arguments this one was made with; raise it ``from`` this one.
+        Returns ``self`` when nothing new is known.
+
+        >>> first = TransportError("the worker went away")
+        >>> later = first.in_context(phase=Phase.GENERATING, worker_id="w1")
+        >>> (later.phase, later.worker_id, first.phase, type(later) is type(first))
+        (<Phase.GENERATING: 'generating'>, 'w1', None, True)
+        """
+        offered = {"phase": phase, "worker_id": worker_id, "job_id": job_id, "path": path}
+        new = {
+            name: value
+            for name, value in offered.items()
+            if value not in (None, ()) and getattr(self, name) in (None, ())
+        }
+        if not new:
+            return self
+        args, kwargs = self._made_with
+        return type(self)(*args, **{**kwargs, **new})
+
+    def again(self) -> Self:
+        """A new error of the same type with the same facts, for another caller of a failure
+        several share (a wake-up or lease that failed for every generation waiting on it);
+        raise it ``from`` this one."""
+        args, kwargs = self._made_with
+        return type(self)(*args, **kwargs)
 
     def facts(self) -> dict[str, Any]:
         """The error's facts as a flat dict (for spans, logs and JSON answers)."""
@@ -156,9 +224,11 @@ class OrchestratorError(Exception):
 class SettingsError(OrchestratorError, ValueError):
     """Raised when a setting is missing or has a value it cannot take."""
 
-    def __init__(self, setting: str, reason: str, *, source: str | None = None) -> None:
+    def __init__(
+        self, setting: str, reason: str, *, source: str | None = None, **context: Any
+    ) -> None:
         where = f" (from {source})" if source else ""
-        super().__init__(f"Setting {setting}{where}: {reason}")
+        super().__init__(f"Setting {setting}{where}: {reason}", **context)
         self.setting = setting
         self.reason = reason
         self.source = source
@@ -167,12 +237,13 @@ class SettingsError(OrchestratorError, ValueError):
 class MissingApiKeyError(OrchestratorError):
     """Raised when neither the backend nor the calling user has a RunPod API key."""
 
-    def __init__(self, user: str | None = None) -> None:
+    def __init__(self, user: str | None = None, **context: Any) -> None:
         who = f" for user '{user}'" if user else ""
+        context.setdefault("phase", Phase.ADMISSION)
         super().__init__(
             f"No RunPod API key{who}. Set the backend's RunPodApiKey setting (or RUNPOD_API_KEY), "
             "or add your own key under User Settings → API Keys (key type runpod_api).",
-            phase=Phase.ADMISSION,
+            **context,
         )
         self.user = user
 
@@ -187,13 +258,16 @@ class BudgetExceededError(OrchestratorError):
         resets_at: when the budget resets (ISO 8601, UTC midnight).
     """
 
-    def __init__(self, user: str, *, used_s: float, limit_s: float, resets_at: str) -> None:
+    def __init__(
+        self, user: str, *, used_s: float, limit_s: float, resets_at: str, **context: Any
+    ) -> None:
+        context.setdefault("phase", Phase.ADMISSION)
         super().__init__(
             f"User '{user}' has used {used_s:.0f} of their {limit_s:.0f} GPU-seconds for today; "
             f"new generations are refused until {resets_at}. Ask an admin to raise "
             "DailyGpuSecondsPerUser if you need more.",
-            phase=Phase.ADMISSION,
             retryable=False,
+            **context,
         )
         self.user = user
         self.used_s = used_s
@@ -210,8 +284,8 @@ class AccountError(OrchestratorError):
         user: the user name concerned.
     """
 
-    def __init__(self, message: str, *, user: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, user: str, **context: Any) -> None:
+        super().__init__(message, **context)
         self.user = user
 
 
@@ -224,8 +298,8 @@ class MasterKeyError(OrchestratorError):
         source: where the key came from (``env SWARMPOD_MASTER_KEY`` or ``key file <path>``).
     """
 
-    def __init__(self, message: str, *, source: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, source: str, **context: Any) -> None:
+        super().__init__(message, **context)
         self.source = source
 
 
@@ -462,8 +536,9 @@ class StateFileError(OrchestratorError):
         reason: what is wrong, in SQLite's words.
     """
 
-    def __init__(self, message: str, *, file: str, reason: str) -> None:
-        super().__init__(message, phase=Phase.ADMISSION, retryable=False)
+    def __init__(self, message: str, *, file: str, reason: str, **context: Any) -> None:
+        context.setdefault("phase", Phase.ADMISSION)
+        super().__init__(message, retryable=False, **context)
         self.file = file
         self.reason = reason
 
@@ -477,8 +552,9 @@ class InvalidParameterError(OrchestratorError, ValueError):
         value: the value refused, as text (shortened).
     """
 
-    def __init__(self, message: str, *, parameter: str, value: str) -> None:
-        super().__init__(message, phase=Phase.ADMISSION, retryable=False)
+    def __init__(self, message: str, *, parameter: str, value: str, **context: Any) -> None:
+        context.setdefault("phase", Phase.ADMISSION)
+        super().__init__(message, retryable=False, **context)
         self.parameter = parameter
         self.value = value
 
@@ -499,3 +575,6 @@ class OrchestratorClosingError(OrchestratorError):
             "did not start. Send it again once swarmpod runs.",
             **kwargs,
         )
+
+
+OrchestratorError.__init__ = _frozen_after(OrchestratorError.__init__)  # type: ignore[method-assign]

@@ -157,8 +157,10 @@ class SwarmUIClient:
         try:
             yield
         except OrchestratorError as exc:
-            exc.with_context(worker_id=self._worker_id)
-            raise
+            known = exc.in_context(worker_id=self._worker_id)
+            if known is exc:
+                raise
+            raise known from exc
 
     def _headers(self) -> dict[str, str]:
         if self._authorization is None:

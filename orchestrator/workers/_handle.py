@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import aiohttp
 
 from observability import WorkerBill
 
+from ..errors import OrchestratorError
 from ..secrets import Secret
 from ..swarmui import SwarmUIClient
 
@@ -106,15 +106,11 @@ class Seat:
 
 
 def copy_failure(failure: BaseException | None) -> BaseException:
-    """A per-caller copy of a failure shared by several generations.
-
-    Each caller attaches its own phase and chart path to the error it raises, so the callers
-    of one shared wake-up or lease must not raise the same object.
+    """A per-caller error for a failure shared by several generations (raise it ``from`` the
+    shared one): each caller raises its own error, never the shared object.
     """
+    if isinstance(failure, OrchestratorError):
+        return failure.again()
     if failure is None:
         return RuntimeError("the shared wake-up ended without a worker or an error")
-    clone = failure.__class__.__new__(failure.__class__)
-    clone.__dict__.update(copy.copy(failure.__dict__))
-    clone.args = failure.args
-    clone.__cause__ = failure.__cause__
-    return clone
+    return RuntimeError(f"the shared wake-up failed: {failure!r}")

@@ -290,7 +290,7 @@ class LeasePool:
             OrchestratorError: the lease requested for this generation failed.
         """
         if self._mismatch is not None:
-            raise copy_failure(self._mismatch)
+            raise copy_failure(self._mismatch) from self._mismatch
         if self._closing:
             raise RuntimeError("the pool is closing")
         waiter = _Waiter(report, arrived=self._clock())
@@ -309,7 +309,7 @@ class LeasePool:
                 self._rebalance()
             raise
         if waiter.failure is not None:
-            raise copy_failure(waiter.failure)
+            raise copy_failure(waiter.failure) from waiter.failure
         assert waiter.seat is not None
         return waiter.seat
 

@@ -155,10 +155,10 @@ class SharedV1Worker:
                 report(Waiting(reason_of_status(wake.job), job=wake.job))
             await wake.accepted.wait()
             if wake.job is None:
-                raise copy_failure(wake.failure)
+                raise copy_failure(wake.failure) from wake.failure
             await wake.ready.wait()
             if wake.handle is None:
-                raise copy_failure(wake.failure)
+                raise copy_failure(wake.failure) from wake.failure
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._leave()
