@@ -1,87 +1,94 @@
-"""The figures of the lease-policy benchmark: one row per policy and trace, and the goals."""
+"""The figures of the lease-policy benchmark: one :class:`Run` per replay, their
+:class:`Summary` over seeds (median and worst), the cost-latency frontier, and the goals."""
 
 from __future__ import annotations
 
 import math
 import statistics
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from ._floor import Floor, StartCosts, floor
-from ._forwarding import Forwarding
-from ._replay import Endpoint, Policy, Replay
+from ._draws import boots_match
+from ._floor import Floor, cost_floor, latency_floor
+from ._replay import Endpoint, Policy, Regime, Replay
 from ._traces import Trace
 
-__all__ = ["Goal", "Report", "Row", "goals", "row_of"]
+__all__ = ["Run", "Spread", "Summary", "frontier", "run_of", "summarise"]
+
+_FLOOR_TOLERANCE_S = 1e-6
 
 
 @dataclass(frozen=True)
-class Row:
-    """The figures of one policy on one trace.
+class Run:
+    """The figures of one policy on one trace, one regime, one seed (all from the emulator).
 
     Attributes:
         trace: the trace's name.
+        regime: ``flashboot`` or ``cold``.
+        seed: the RNG seed (start draws; the interactive trace's arrivals too).
         policy: the policy's name.
         requests: requests in the trace.
         ok: requests that got their image.
         billed_s: GPU-seconds billed (the ledger, idle tails included).
-        floor: the trace's floor (``_floor``).
-        floor_without_flashboot: the floor if every restart were a cold start (for comparison:
-            it is no floor here, since the endpoint revives workers by FlashBoot).
-        p50_s: median time-to-image (None when no request succeeded).
-        p95_s: 95th percentile time-to-image (nearest rank).
+        floor: the cost floor of the trace (the clairvoyant at the latency floor).
+        floor_at_waits: the cost floor of the requests this run served, at the waits it made
+            them wait: what it cannot beat whatever latency it chose.
+        generation_s: seconds one image takes on a worker.
+        added_p50_s: median added latency (time-to-image minus generation; served requests).
+        added_p95_s: 95th percentile of it (nearest rank).
+        floor_p50_s: the latency floor's median added latency.
+        floor_p95_s: the latency floor's 95th percentile.
+        waits_above_floor: every order statistic of the run's added latency is at or above the
+            latency floor's.
         boots: workers started (ledger entries).
         flashboots: of those, FlashBoot revivals.
-        cold_generations: generations that waited for a worker to start.
-        api_calls: RunPod API calls the endpoint served.
-        cold_api_calls: API calls caused by the cold generations.
-        unattributed_calls: API calls made outside every request's context.
-        generation_s: seconds one image takes on a worker.
+        boots_as_drawn: every worker booted exactly its draw of the seeded RNG.
+        cold_generations: served generations that waited for a worker to start.
+        api_calls: RunPod API requests the endpoint served (every route and status).
+        calls_by_route: ``(route, count)``, most frequent first.
         workers_left: workers still live when the replay stopped waiting (0 normally).
-        failures: how the failed requests failed: (error type, count), most frequent first.
+        failures: ``(error type, count)`` of the failed requests, most frequent first.
         virtual_s: loop seconds the replay took.
         wall_s: wall seconds the replay took.
     """
 
     trace: str
+    regime: Regime
+    seed: int
     policy: str
     requests: int
     ok: int
     billed_s: int
     floor: Floor
-    floor_without_flashboot: Floor
-    p50_s: float | None
-    p95_s: float | None
+    floor_at_waits: Floor
+    generation_s: float
+    added_p50_s: float | None
+    added_p95_s: float | None
+    floor_p50_s: float
+    floor_p95_s: float
+    waits_above_floor: bool
     boots: int
     flashboots: int
+    boots_as_drawn: bool
     cold_generations: int
     api_calls: int
-    cold_api_calls: int
-    unattributed_calls: int
-    generation_s: float
+    calls_by_route: tuple[tuple[str, int], ...]
     workers_left: int
     failures: tuple[tuple[str, int], ...]
     virtual_s: float
     wall_s: float
 
     @property
-    def floor_s(self) -> float:
-        """The floor in GPU-seconds."""
-        return self.floor.total
-
-    @property
     def ratio(self) -> float:
-        """Billed GPU-seconds over the floor (FlashBoot revivals counted as the emulator
-        grants them)."""
-        return self.billed_s / self.floor_s if self.floor_s > 0 else math.inf
+        """Billed GPU-seconds over the cost floor."""
+        total = self.floor.total_s
+        return self.billed_s / total if total > 0 else math.inf
 
     @property
-    def issue_ratio(self) -> float:
-        """Billed GPU-seconds over the floor as the issue defines it: every restart a cold
-        start, ``min(gap, cold start)`` per gap."""
-        total = self.floor_without_flashboot.total
-        return self.billed_s / total if total > 0 else math.inf
+    def beats_its_floor(self) -> bool:
+        """Whether the run billed less than the floor at its own waits (must never happen)."""
+        return self.billed_s < self.floor_at_waits.total_s - _FLOOR_TOLERANCE_S
 
     @property
     def calls_per_generation(self) -> float:
@@ -90,47 +97,9 @@ class Row:
 
     @property
     def calls_per_cold_generation(self) -> float | None:
-        """RunPod API calls per cold generation (None without cold generations)."""
-        return self.cold_api_calls / self.cold_generations if self.cold_generations else None
-
-
-@dataclass(frozen=True)
-class Goal:
-    """One product goal, and whether the measured figure meets it.
-
-    Attributes:
-        what: the goal in words, e.g. ``swarmpod-auto interactive: billed <= 1.25x floor``.
-        limit: the bound (the measured figure must be <= it).
-        measured: the figure measured (None: could not be measured).
-        unit: how to print the two numbers (``x``, ``s``, ``ms`` or ``calls``).
-    """
-
-    what: str
-    limit: float
-    measured: float | None
-    unit: str
-
-    @property
-    def passed(self) -> bool:
-        """Whether the measured figure is within the limit."""
-        return self.measured is not None and self.measured <= self.limit
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything one run measured.
-
-    Attributes:
-        rows: one per trace and policy, traces in order, policies in run order.
-        forwarding: the real-time forwarding measurement (None when skipped).
-        goals: the product goals checked against the rows and the forwarding figure.
-        traces: the traces replayed.
-    """
-
-    rows: tuple[Row, ...]
-    forwarding: Forwarding | None
-    goals: tuple[Goal, ...]
-    traces: tuple[Trace, ...]
+        """Every RunPod API call the endpoint served over the cold generations (None without
+        one): what a generation that finds no warm worker costs in calls, warm ones free."""
+        return self.api_calls / self.cold_generations if self.cold_generations else None
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -142,59 +111,189 @@ def _percentile(values: Sequence[float], fraction: float) -> float | None:
     return ordered[rank - 1]
 
 
-def row_of(trace: Trace, policy: Policy, endpoint: Endpoint, run: Replay) -> Row:
-    """Turn one replay's raw figures into a table row (with the trace's floor)."""
-    durations = [endpoint.generation_s] * len(trace)
-    costs = StartCosts.of(endpoint.cold_start_s, endpoint.flashboot_start_s)
-    cold_only = StartCosts.of(endpoint.cold_start_s, None)
-    workers = endpoint.max_workers
-    latencies = [o.latency for o in run.outcomes if o.latency is not None]
-    cold = [o for o in run.outcomes if o.cold_start and o.error is None]
-    kinds = [o.error.split(":", 1)[0] for o in run.outcomes if o.error is not None]
-    return Row(
+def run_of(trace: Trace, policy: Policy, endpoint: Endpoint, replay: Replay) -> Run:
+    """Turn one replay's raw figures into a :class:`Run`, with the trace's floors."""
+    took = endpoint.generation_s
+    durations = [took] * len(trace)
+    draws = endpoint.draws
+    clairvoyant = latency_floor(trace.arrivals, durations, workers=endpoint.max_workers)
+    served = [o for o in replay.outcomes if o.latency is not None]
+    waits = [max(0.0, (o.latency or 0.0) - took) for o in served]
+    kinds = [o.error.split(":", 1)[0] for o in replay.outcomes if o.error is not None]
+    routes = Counter(route for _method, route, _status in replay.api_calls)
+    floor_waits = sorted(clairvoyant)
+    above = all(
+        mine >= least - _FLOOR_TOLERANCE_S
+        for mine, least in zip(sorted(waits), floor_waits, strict=False)
+    )
+    return Run(
         trace=trace.name,
+        regime=endpoint.regime,
+        seed=endpoint.seed,
         policy=policy.name,
         requests=len(trace),
-        ok=len(latencies),
-        billed_s=run.billed_seconds,
-        floor=floor(trace.arrivals, durations, costs, workers=workers),
-        floor_without_flashboot=floor(trace.arrivals, durations, cold_only, workers=workers),
-        p50_s=statistics.median(latencies) if latencies else None,
-        p95_s=_percentile(latencies, 0.95),
-        boots=len(run.ledger),
-        flashboots=sum(entry.flashboot for entry in run.ledger),
-        cold_generations=len(cold),
-        api_calls=run.api_calls,
-        cold_api_calls=sum(o.api_calls for o in cold),
-        unattributed_calls=run.unattributed_calls,
-        generation_s=endpoint.generation_s,
-        workers_left=run.workers_left,
+        ok=len(served),
+        billed_s=replay.billed_seconds,
+        floor=cost_floor(trace.arrivals, durations, draws, waits=clairvoyant),
+        floor_at_waits=cost_floor(
+            [o.arrival for o in served], [took] * len(served), draws, waits=waits
+        ),
+        generation_s=took,
+        added_p50_s=statistics.median(waits) if waits else None,
+        added_p95_s=_percentile(waits, 0.95),
+        floor_p50_s=statistics.median(clairvoyant) if clairvoyant else 0.0,
+        floor_p95_s=_percentile(clairvoyant, 0.95) or 0.0,
+        waits_above_floor=above,
+        boots=len(replay.ledger),
+        flashboots=sum(entry.flashboot for entry in replay.ledger),
+        boots_as_drawn=boots_match(draws, replay.ledger),
+        cold_generations=sum(o.cold_start for o in served),
+        api_calls=len(replay.api_calls),
+        calls_by_route=tuple(routes.most_common()),
+        workers_left=replay.workers_left,
         failures=tuple(Counter(kinds).most_common()),
-        virtual_s=run.virtual_s,
-        wall_s=run.wall_s,
+        virtual_s=replay.virtual_s,
+        wall_s=replay.wall_s,
     )
 
 
-def goals(rows: Sequence[Row], forwarding: Forwarding | None) -> tuple[Goal, ...]:
-    """The product's goals, checked against ``rows`` (swarmpod-auto) and ``forwarding``."""
-    by = {(row.trace, row.policy): row for row in rows}
-    found: list[Goal] = []
-    auto = "swarmpod-auto"
-    for trace, limit in (("interactive", 1.25), ("batch", 1.05)):
-        row = by.get((trace, auto))
-        if row is not None:
-            what = f"{auto} {trace}: billed <= {limit}x floor (the issue's: min(gap, cold start))"
-            found.append(Goal(what, limit, row.issue_ratio, "x"))
-    row = by.get(("interactive", auto))
-    if row is not None:
-        limit = row.generation_s + 1.0
-        what = f"{auto} interactive: p50 time-to-image <= generation + 1 s"
-        found.append(Goal(what, limit, row.p50_s, "s"))
-    for row in rows:
-        if row.policy == auto:
-            what = f"{auto} {row.trace}: RunPod API calls per cold generation <= 6"
-            found.append(Goal(what, 6.0, row.calls_per_cold_generation, "calls"))
-    if forwarding is not None:
-        what = "warm generation, request -> forwarded to the worker: median <= 2 ms"
-        found.append(Goal(what, 2.0, forwarding.forwarded_ms, "ms"))
-    return tuple(found)
+@dataclass(frozen=True)
+class Spread:
+    """A figure over seeds: its median and its worst value.
+
+    >>> Spread.of([1.0, 3.0, 2.0])
+    Spread(median=2.0, worst=3.0)
+    >>> Spread.of([5, 4], worst=min)
+    Spread(median=4.5, worst=4)
+    """
+
+    median: float
+    worst: float
+
+    @classmethod
+    def of(
+        cls, values: Sequence[float], *, worst: Callable[[Sequence[float]], float] = max
+    ) -> Spread:
+        """The median and worst (``max`` unless told: higher is worse) of ``values``."""
+        return cls(statistics.median(values), worst(values))
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One policy on one trace in one regime, over its seeds.
+
+    Attributes:
+        trace: the trace's name.
+        regime: ``flashboot`` or ``cold``.
+        policy: the policy's name.
+        seeds: how many seeds.
+        requests: requests per run.
+        ok: requests served (worst: the fewest).
+        billed_s: GPU-seconds billed.
+        floor_s: the cost floor.
+        ratio: billed over the cost floor.
+        added_p50_s: median added latency (a run with no image counts as infinite).
+        added_p95_s: 95th percentile added latency.
+        floor_p50_s: the latency floor's median (same for every seed).
+        calls_per_generation: RunPod API calls per request.
+        calls_per_cold: RunPod API calls per cold generation (None: no run had one).
+        cold_share: the share of served generations that were cold.
+        calls_by_route: mean calls per cold generation, per route, over the seeds.
+        boots: workers started.
+        beaten_by: the policies that beat this one on both cost and p50 (medians).
+    """
+
+    trace: str
+    regime: Regime
+    policy: str
+    seeds: int
+    requests: int
+    ok: Spread
+    billed_s: Spread
+    floor_s: Spread
+    ratio: Spread
+    added_p50_s: Spread
+    added_p95_s: Spread
+    floor_p50_s: float
+    calls_per_generation: Spread
+    calls_per_cold: Spread | None
+    cold_share: float
+    calls_by_route: tuple[tuple[str, float], ...]
+    boots: Spread
+    beaten_by: tuple[str, ...] = ()
+
+    @property
+    def on_frontier(self) -> bool:
+        """No other point beats it on both cost and p50 added latency (medians)."""
+        return not self.beaten_by
+
+
+def _inf(value: float | None) -> float:
+    return math.inf if value is None else value
+
+
+def summarise(runs: Sequence[Run]) -> tuple[Summary, ...]:
+    """One :class:`Summary` per (trace, regime, policy), in run order, frontier marked."""
+    groups: dict[tuple[str, Regime, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.trace, run.regime, run.policy), []).append(run)
+    found = []
+    for (trace, regime, policy), group in groups.items():
+        per_cold = [r.calls_per_cold_generation for r in group]
+        known = [value for value in per_cold if value is not None]
+        served = sum(r.ok for r in group)
+        routes: Counter[str] = Counter()
+        colds = sum(r.cold_generations for r in group)
+        for run in group:
+            routes.update(dict(run.calls_by_route))
+        by_route = tuple((route, count / colds) for route, count in routes.most_common() if colds)
+        found.append(
+            Summary(
+                trace=trace,
+                regime=regime,
+                policy=policy,
+                seeds=len(group),
+                requests=group[0].requests,
+                ok=Spread.of([r.ok for r in group], worst=min),
+                billed_s=Spread.of([r.billed_s for r in group]),
+                floor_s=Spread.of([r.floor.total_s for r in group], worst=min),
+                ratio=Spread.of([r.ratio for r in group]),
+                added_p50_s=Spread.of([_inf(r.added_p50_s) for r in group]),
+                added_p95_s=Spread.of([_inf(r.added_p95_s) for r in group]),
+                floor_p50_s=group[0].floor_p50_s,
+                calls_per_generation=Spread.of([r.calls_per_generation for r in group]),
+                calls_per_cold=Spread.of(known) if known else None,
+                cold_share=colds / served if served else 0.0,
+                calls_by_route=by_route,
+                boots=Spread.of([r.boots for r in group]),
+            )
+        )
+    return tuple(_with_frontier(found))
+
+
+def frontier(points: Sequence[Summary]) -> tuple[Summary, ...]:
+    """``points`` (one trace and regime) with ``beaten_by`` set: the points strictly cheaper
+    AND strictly quicker at the median (cost over the floor, p50 added latency)."""
+    marked = []
+    for point in points:
+        beaten = tuple(
+            other.policy
+            for other in points
+            if other is not point
+            and other.ratio.median < point.ratio.median
+            and other.added_p50_s.median < point.added_p50_s.median
+        )
+        marked.append(replace(point, beaten_by=beaten))
+    return tuple(marked)
+
+
+def _with_frontier(summaries: list[Summary]) -> list[Summary]:
+    by_plot: dict[tuple[str, Regime], list[Summary]] = {}
+    for summary in summaries:
+        by_plot.setdefault((summary.trace, summary.regime), []).append(summary)
+    marked = {
+        id(summary): found
+        for group in by_plot.values()
+        for summary, found in zip(group, frontier(group), strict=True)
+    }
+    return [marked[id(summary)] for summary in summaries]

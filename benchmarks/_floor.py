@@ -1,157 +1,311 @@
-"""The cost floor of a trace: the GPU-seconds an all-knowing (offline) policy would be billed.
+"""The floors of a trace: the fewest GPU-seconds and the least waiting any policy can reach.
 
-What is computed, exactly (``d_i`` = generation seconds of request ``i``, ``a_i`` = its arrival,
-``C`` = mean cold start, ``F`` = mean FlashBoot start, ``Wfb`` = the emulator's FlashBoot window
-of 600 s; every start costs its boot seconds, billed):
+Both are computed offline from the trace as it was drawn: the requests' arrivals ``a_i`` and
+generation seconds ``d_i``, and the endpoint's start draws (``_draws``: the k-th worker started
+on a seeded endpoint boots from the k-th number of its RNG, cold or revived by FlashBoot).
 
-**Arrival-driven traces** (no request arrives before the previous one's generation could have
-ended, i.e. ``a_{i+1} >= a_i + d_i``; interactive and sparse): no request waits, and one worker
-is enough. The offline policy boots the first worker in time for the first request (``C``),
-and across every gap ``g_i = a_{i+1} - (a_i + d_i)`` either keeps the worker idle (``g_i``) or
-stops it at once and starts one again just in time for the next request. That restart is a
-FlashBoot revival (``F``) when it begins within ``Wfb`` of the stop (``g_i - F <= Wfb``, the
-emulator's rule), else a cold start (``C``)::
+**Latency floor** (:func:`latency_floor`): a clairvoyant with ``W`` workers booted ahead of time
+starts every generation the moment a worker is free, first come first served. Added latency
+(time-to-image minus generation) is 0 for every request of the interactive and sparse traces;
+in a batch, request ``k`` waits ``floor(k / W) * d``. No policy can do better: at most ``W``
+workers live at once and each generates one image at a time.
 
-    floor = sum(d_i) + C + sum_i min(g_i, F if g_i - F <= Wfb else C)
+**Cost floor** (:func:`cost_floor`): the GPU-seconds billed, at least, to any policy that starts
+each generation within an allowance ``w_i`` of its arrival. With the latency floor's waits as
+allowances it is the clairvoyant floor of the issue: a policy that makes no request wait
+longer than the clairvoyant would, can release a worker and re-wake one exactly in time, and
+pays a revival or a cold start only when cheaper than idling. A policy that makes requests wait
+longer may bill less than that (it serves requests that queued during a boot back to back);
+the floor at its own waits still bounds it, and the test checks it on every policy and seed.
 
-**Batches** (every request arrives at once) on ``W`` workers: every worker boots once, cold
-(nothing stopped recently), in parallel; the generations are shared out and each worker stops
-the moment its last generation ends (no idle tail)::
+Why it is a lower bound. Every worker bills its boot (its draw) plus its time after the boot,
+and a generation needs a booted worker to itself (one backend, ``max_usages`` 1). So a run bills
+at least ``sum(d_i)`` + every boot + the time some booted worker idles in each *gap*
+``X_i = (E_i, a_{i+1})``, where ``E_i = max_{j<=i}(a_j + w_j + d_j)`` is the latest any of the
+first ``i+1`` generations can end: no generation runs inside a gap. In each gap (length
+``x_i``) the run either keeps a booted worker throughout (``x_i``), or it has an instant with
+none, and the next generation then needs a worker whose boot covers that instant or comes
+after it: a start of its own. If every start that ends a spell with no worker live in the gap
+is a FlashBoot revival, each such spell lasted at most 600 s (the revival began within 600 s
+of a stop, and nothing stopped during the spell), so some worker was live — billed — for at
+least ``x_i - 600 m`` of the gap, with ``m`` the revivals. The cheapest way through gap ``i``
+with the next unused draw ``k`` is therefore the least of
 
-    floor = sum(d_i) + W * C
+- ``x_i`` (keep a worker),
+- ``cold(k)`` (a cold start),
+- ``max(x_i - 600 m, flash(k) + ... + flash(k+m-1))`` (``m`` revivals chained through the
+  gap; only with FlashBoot granted),
 
-``W`` is the endpoint's ``max_workers``, the parallelism the batch was configured for; the
-pure cost optimum would use one worker (``sum(d_i) + C``) and make the batch ``W`` times
-slower. :attr:`Floor.one_worker` gives that figure too.
+and any start the policy makes beyond those (a surplus worker) only consumes a draw: it costs
+at least a revival of that draw. A dynamic programme over (gap, draws consumed) takes the
+cheapest path; the first start is cold (nothing stopped before it). Separately, a moment
+with ``c`` workers live needs ``c`` cold starts (each revival uses up an earlier stop, and a
+stopped worker is not live), so the floor is also at least ``sum(d_i)`` + the ``c`` cheapest
+cold starts the draws allow, ``c`` the workers the allowances force at once; the floor is the
+larger of the two bounds.
 
-Not modelled, so the floor is a little low (never flattering): per-second rounding of each
-worker's bill, the seconds a worker needs between a job and the next, and draws of the start
-times away from their means (the floor uses the means ``C`` and ``F`` of the configured
-ranges, so it depends on the trace alone, not on the luck of one run's draws).
+Not modelled, so the floor stays low: per-second rounding of each worker's bill, RunPod's queue
+delay before a start, the time between a worker's job and its generation.
+
+>>> from benchmarks._draws import StartDraws
+>>> fixed = StartDraws(cold_s=(75.0, 75.0), flashboot_s=None, seed=1)
+>>> cost_floor([0.0, 30.0, 2000.0], [4.0] * 3, fixed).total_s  # idle 26 s, then a cold start
+188.0
+>>> latency_floor([0.0] * 5, [4.0] * 5, workers=2)
+(0.0, 0.0, 4.0, 4.0, 8.0)
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from typing import Final
 
-__all__ = ["FLASHBOOT_WINDOW_S", "Floor", "StartCosts", "floor"]
+from ._draws import StartDraws
 
-FLASHBOOT_WINDOW_S = 600.0
-"""A worker started at most this long after another stopped is a FlashBoot revival (the
-emulator's ``FLASHBOOT_WINDOW_S``)."""
+__all__ = ["Floor", "concurrency_needed", "cost_floor", "latency_floor"]
 
-
-@dataclass(frozen=True)
-class StartCosts:
-    """What starting a worker costs, in billed seconds (means of the configured ranges).
-
-    >>> StartCosts.of((60.0, 90.0), (2.0, 10.0))
-    StartCosts(cold_s=75.0, flashboot_s=6.0, flashboot_window_s=600.0)
-
-    Attributes:
-        cold_s: a cold start.
-        flashboot_s: a FlashBoot revival.
-        flashboot_window_s: how soon after a stop a start is a revival.
-    """
-
-    cold_s: float
-    flashboot_s: float
-    flashboot_window_s: float = FLASHBOOT_WINDOW_S
-
-    @classmethod
-    def of(
-        cls, cold_s: float | tuple[float, float], flashboot_s: float | tuple[float, float] | None
-    ) -> StartCosts:
-        """The mean costs of ``EndpointConfig``-style durations (a number or a (low, high)).
-
-        ``flashboot_s`` None means no FlashBoot: a revival costs a cold start.
-        """
-        cold = _mean(cold_s)
-        return cls(cold, cold if flashboot_s is None else _mean(flashboot_s))
-
-    def restart_s(self, gap_s: float) -> float:
-        """The cheapest start of a worker stopped ``gap_s`` before it must be ready again."""
-        revival = gap_s - self.flashboot_s <= self.flashboot_window_s
-        return self.flashboot_s if revival else self.cold_s
+_MAX_DRAWS: Final = 4096
+"""Never plan with more draws than this (only reached if a revival could cost 0 s)."""
 
 
 @dataclass(frozen=True)
 class Floor:
-    """The floor of one trace, split into its parts (GPU-seconds).
+    """The cost floor of one trace, split into its parts (GPU-seconds).
 
     Attributes:
-        rule: ``arrivals`` or ``batch``: which formula of the module docstring applied.
-        generation_s: the generation seconds, ``sum(d_i)``.
-        starts_s: the boots: ``C`` (arrivals) or ``W * C`` (batch).
-        gaps_s: the cheaper of idling and restarting, over every gap (0 for a batch).
-        one_worker: the batch's pure cost optimum on one worker (``total`` for arrivals).
+        generation_s: ``sum(d_i)``.
+        boots_s: the boots of the cheapest path (cold and revived).
+        idle_s: the seconds a worker idles through the gaps the path keeps it for, plus the
+            live time a revival chain cannot avoid.
+        cold_starts: cold starts of the cheapest path.
+        revivals: FlashBoot revivals of the cheapest path (surplus draws included).
+        workers: workers the allowances force to be live at once.
+        bound: which bound won: ``gaps`` (the path through the gaps) or ``workers`` (the cold
+            starts that many workers at once need).
     """
 
-    rule: str
     generation_s: float
-    starts_s: float
-    gaps_s: float
-    one_worker: float
+    boots_s: float
+    idle_s: float
+    cold_starts: int
+    revivals: int
+    workers: int
+    bound: str
 
     @property
-    def total(self) -> float:
-        """The floor: generation + starts + gaps."""
-        return self.generation_s + self.starts_s + self.gaps_s
+    def total_s(self) -> float:
+        """The floor: generation + boots + idle."""
+        return self.generation_s + self.boots_s + self.idle_s
 
 
-def floor(
-    arrivals: Sequence[float],
-    durations: Sequence[float],
-    costs: StartCosts,
-    *,
-    workers: int = 1,
-) -> Floor:
-    """The floor of requests arriving at ``arrivals`` that generate for ``durations`` seconds.
-
-    >>> costs = StartCosts(cold_s=75.0, flashboot_s=6.0)
-    >>> floor([0.0, 30.0], [4.0, 4.0], costs).total  # 8 s of work, one cold start, 6 s revival
-    89.0
-    >>> floor([0.0] * 10, [4.0] * 10, costs, workers=2).total  # 40 s of work, 2 cold starts
-    190.0
-
-    Args:
-        arrivals: arrival times, ascending.
-        durations: generation seconds of each request, in the same order.
-        costs: what a start costs.
-        workers: ``W`` of a batch (ignored for arrival-driven traces).
-
-    Raises:
-        ValueError: lengths differ, or the requests overlap without all arriving at once
-            (no rule of this module covers that).
-    """
-    if len(arrivals) != len(durations):
-        raise ValueError("one duration per arrival")
+def latency_floor(
+    arrivals: Sequence[float], durations: Sequence[float], *, workers: int
+) -> tuple[float, ...]:
+    """Each request's least added latency (s): ``workers`` always-ready workers, first come first
+    served, each generation started the moment a worker is free."""
+    _check(arrivals, durations)
     if workers < 1:
         raise ValueError("workers must be >= 1")
-    generation = sum(durations)
+    free_at = [-math.inf] * workers
+    waits = []
+    for at, took in zip(arrivals, durations, strict=True):
+        soonest = heapq.heappop(free_at)
+        start = max(at, soonest)
+        waits.append(start - at)
+        heapq.heappush(free_at, start + took)
+    return tuple(waits)
+
+
+def concurrency_needed(
+    arrivals: Sequence[float], durations: Sequence[float], waits: Sequence[float]
+) -> int:
+    """The fewest workers that can start every generation ``i`` within ``[a_i, a_i + w_i]``.
+
+    A lower bound: for any window ``[r, D]``, the requests that arrive at ``r`` or later and must
+    start by ``D`` all start inside it, and one worker starts at most
+    ``floor((D - r) / d_min) + 1`` generations in it.
+    """
+    _check(arrivals, durations)
     if not arrivals:
-        return Floor("arrivals", 0.0, 0.0, 0.0, 0.0)
-    if len(arrivals) > 1 and all(at == arrivals[0] for at in arrivals):
-        used = min(workers, len(arrivals))
-        one = generation + costs.cold_s
-        return Floor("batch", generation, used * costs.cold_s, 0.0, one)
-    gaps = 0.0
-    for (at, following), took in zip(pairwise(arrivals), durations[:-1], strict=True):
-        gap = following - (at + took)
-        if gap < 0:
-            raise ValueError(
-                "requests overlap: the floor covers arrival-driven traces with no overlap "
-                "and batches that arrive at once"
-            )
-        gaps += min(gap, costs.restart_s(gap))
-    total = generation + costs.cold_s + gaps
-    return Floor("arrivals", generation, costs.cold_s, gaps, total)
+        return 0
+    shortest = min(durations)
+    deadlines = sorted({at + wait for at, wait in zip(arrivals, waits, strict=True)})
+    needed = 1
+    for release in sorted(set(arrivals)):
+        due = sorted(at + wait for at, wait in zip(arrivals, waits, strict=True) if at >= release)
+        count = 0
+        for deadline in deadlines:
+            if deadline < release:
+                continue
+            while count < len(due) and due[count] <= deadline:
+                count += 1
+            per_worker = math.floor((deadline - release) / shortest + 1e-9) + 1 if shortest else 1
+            needed = max(needed, math.ceil(count / per_worker) if shortest else count)
+    return needed
 
 
-def _mean(duration: float | tuple[float, float]) -> float:
-    if isinstance(duration, tuple):
-        low, high = duration
-        return (low + high) / 2
-    return float(duration)
+def cost_floor(
+    arrivals: Sequence[float],
+    durations: Sequence[float],
+    draws: StartDraws,
+    *,
+    waits: Sequence[float] | None = None,
+) -> Floor:
+    """The least GPU-seconds of any run that starts generation ``i`` by ``a_i + waits[i]``.
+
+    ``waits`` None: 0 for every request (a clairvoyant that never makes anyone wait; give
+    :func:`latency_floor`'s waits for a batch that cannot all start at once).
+
+    Raises:
+        ValueError: lengths differ, arrivals are not ascending, or a wait is negative.
+    """
+    _check(arrivals, durations)
+    allowed = tuple(waits) if waits is not None else (0.0,) * len(arrivals)
+    if len(allowed) != len(arrivals) or any(wait < 0 for wait in allowed):
+        raise ValueError("one wait >= 0 per arrival")
+    generation = float(sum(durations))
+    if not arrivals:
+        return Floor(0.0, 0.0, 0.0, 0, 0, 0, "gaps")
+    gaps = [gap for gap in _gaps(arrivals, durations, allowed) if gap > 0]
+    workers = concurrency_needed(arrivals, durations, allowed)
+    by_gaps = _through_gaps(gaps, draws)
+    by_workers = _cold_starts(workers, draws)
+    if by_workers[0] > by_gaps[0] + by_gaps[1]:
+        boots, cold, revived = by_workers
+        return Floor(generation, boots, 0.0, cold, revived, workers, "workers")
+    boots, idle, cold, revived = by_gaps
+    return Floor(generation, boots, idle, cold, revived, workers, "gaps")
+
+
+def _check(arrivals: Sequence[float], durations: Sequence[float]) -> None:
+    if len(arrivals) != len(durations):
+        raise ValueError("one duration per arrival")
+    if any(later < earlier for earlier, later in itertools.pairwise(arrivals)):
+        raise ValueError("arrivals must be ascending")
+
+
+def _gaps(
+    arrivals: Sequence[float], durations: Sequence[float], waits: Sequence[float]
+) -> list[float]:
+    """Length of each gap ``(E_i, a_{i+1})`` in which no generation can run (0 if none)."""
+    found = []
+    latest_end = -math.inf
+    for index in range(len(arrivals) - 1):
+        latest_end = max(latest_end, arrivals[index] + waits[index] + durations[index])
+        found.append(max(0.0, arrivals[index + 1] - latest_end))
+    return found
+
+
+_Parts = tuple[float, float, int, int]
+"""A path's (boots, idle, cold starts, revivals)."""
+
+
+class _Cheapest:
+    """The cheapest path known to each number of draws used."""
+
+    def __init__(self, limit: int) -> None:
+        self.totals = [math.inf] * (limit + 1)
+        self.parts: list[_Parts] = [(0.0, 0.0, 0, 0)] * (limit + 1)
+
+    def offer(self, used: int, total: float, parts: _Parts) -> None:
+        if total < self.totals[used]:
+            self.totals[used], self.parts[used] = total, parts
+
+
+def _through_gaps(gaps: Sequence[float], draws: StartDraws) -> tuple[float, float, int, int]:
+    """The cheapest path's (boots, idle, cold starts, revivals) through ``gaps``.
+
+    ``totals[k]`` is the cheapest cost so far of a path that used draws ``0..k-1``;
+    ``parts[k]`` its (boots, idle, cold starts, revivals).
+    """
+    window = draws.flashboot_window_s
+    revive = draws.flashboot_s is not None
+    limit = _draw_limit(gaps, draws)
+    cold = [draws.cold(index) for index in range(limit)]
+    flash = [draws.flashboot(index) for index in range(limit)]
+    inf = math.inf
+    totals = [inf] * (limit + 1)
+    parts: list[_Parts] = [(0.0, 0.0, 0, 0)] * (limit + 1)
+    totals[1], parts[1] = cold[0], (cold[0], 0.0, 1, 0)
+    lowest = 1
+    for gap in gaps:
+        if revive:  # surplus starts (each takes a draw) before this gap's own
+            for used in range(lowest, limit):
+                if totals[used] + flash[used] < totals[used + 1]:
+                    boots, idle, colds, revived = parts[used]
+                    totals[used + 1] = totals[used] + flash[used]
+                    parts[used + 1] = (boots + flash[used], idle, colds, revived + 1)
+        following = _Cheapest(limit)
+        offer = following.offer
+        links_max = max(1, math.ceil(gap / window))
+        for used in range(lowest, limit + 1):
+            total = totals[used]
+            if total == inf:
+                continue
+            boots, idle, colds, revived = parts[used]
+            offer(used, total + gap, (boots, idle + gap, colds, revived))
+            if used == limit:
+                continue
+            restart = cold[used]
+            offer(used + 1, total + restart, (boots + restart, idle, colds + 1, revived))
+            if not revive:
+                continue
+            chained = 0.0
+            for links in range(1, min(links_max, limit - used) + 1):
+                chained += flash[used + links - 1]
+                cost = max(gap - window * links, chained)
+                path = (boots + chained, idle + cost - chained, colds, revived + links)
+                offer(used + links, total + cost, path)
+        totals, parts = following.totals, following.parts
+        lowest = next(used for used, total in enumerate(totals) if total < inf)
+    best = min(range(limit + 1), key=totals.__getitem__)
+    boots, idle, colds, revived = parts[best]
+    return boots, idle, colds, revived
+
+
+def _draw_limit(gaps: Sequence[float], draws: StartDraws) -> int:
+    """Draws a cheapest path can use: one per start through the gaps, plus the surplus starts
+    that could pay off (each costs at least the revival range's low end, and moves every later
+    start's draw by one, which gains at most a range's width per start)."""
+    window = draws.flashboot_window_s
+    starts = 1 + sum(max(1, math.ceil(gap / window)) for gap in gaps)
+    if draws.flashboot_s is None:
+        return min(starts, _MAX_DRAWS)
+    cold_low, cold_high = draws.cold_s
+    flash_low, flash_high = draws.flashboot_s
+    widest = max(cold_high - cold_low, flash_high - flash_low)
+    surplus = math.ceil(widest * starts / flash_low) if flash_low > 0 else _MAX_DRAWS
+    return min(starts + surplus, _MAX_DRAWS)
+
+
+def _cold_starts(workers: int, draws: StartDraws) -> tuple[float, int, int]:
+    """The cheapest (boots, cold starts, revivals) that include ``workers`` cold starts, the
+    first start cold, each start taking the next draw (the rest revived at best)."""
+    if workers <= 0:
+        return 0.0, 0, 0
+    if draws.flashboot_s is None:
+        return sum(draws.cold(index) for index in range(workers)), workers, 0
+    best = (math.inf, workers, 0)
+    premiums: list[float] = []  # the workers-1 smallest (cold - revival) after the first, negated
+    premium_sum = 0.0
+    revivals = 0.0
+    limit = min(_MAX_DRAWS, workers + _draw_limit([], draws) + 64)
+    for index in range(limit):
+        if index == 0:
+            base = draws.cold(0)
+        else:
+            revivals += draws.flashboot(index)
+            extra = draws.cold(index) - draws.flashboot(index)
+            heapq.heappush(premiums, -extra)
+            premium_sum += extra
+            if len(premiums) > workers - 1:
+                premium_sum += heapq.heappop(premiums)
+        if index + 1 >= workers:
+            total = base + revivals + premium_sum
+            if total < best[0]:
+                best = (total, workers, index + 1 - workers)
+    return best

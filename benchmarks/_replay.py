@@ -2,13 +2,13 @@
 
 Every request of the trace is a task that sleeps until its arrival, then generates; all run
 concurrently, as the trace says. After the last image the replay waits until every worker has
-stopped, so that each worker's idle tail is billed, then reads the endpoint's billing ledger
-and API-call log.
+stopped, so that each worker's idle tail is billed, then reads what the endpoint itself
+recorded: its billing ledger and every RunPod API call it served (method, route, status).
+Nothing is taken from swarmpod's own accounting.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 import aiohttp
 import anyio
 
-from orchestrator import Orchestrator, RetryPolicy, Secret, Settings
+from orchestrator import Orchestrator, RetryPolicy, Settings
 from orchestrator.emulator import (
     EmulatedEndpoint,
     Emulator,
@@ -27,13 +27,12 @@ from orchestrator.emulator import (
     LedgerEntry,
 )
 from orchestrator.emulator.swarm import SwarmConfig
-from orchestrator.runpod import RunPodClient
 
-from ._calls import CallCounter, current_request
-from ._seed import seed_generate
+from ._draws import StartDraws
+from ._seed import SeedBackend, SeedSettings
 from ._traces import Trace
 
-__all__ = ["Endpoint", "Outcome", "Policy", "Replay", "replay"]
+__all__ = ["REGIMES", "Endpoint", "Outcome", "Policy", "Regime", "Replay", "replay"]
 
 ENDPOINT_ID: Final = "bench"
 KEY: Final = "bench-key"
@@ -41,14 +40,19 @@ DRAIN_LIMIT_S: Final = 4 * 3600.0
 """The replay stops waiting for workers to stop after this much loop time past the last image."""
 POLL_INTERVAL_MS: Final = 2000
 
+Regime = Literal["flashboot", "cold"]
+"""``flashboot``: the emulator revives a worker started within 10 min of a stop (2-10 s);
+``cold``: FlashBoot never granted, every start cold. RunPod promises neither."""
+REGIMES: Final[tuple[Regime, ...]] = ("flashboot", "cold")
+
 
 @dataclass(frozen=True)
 class Policy:
     """How workers are held.
 
     Attributes:
-        name: the column name (``seed-5s``, ``swarmpod-auto``, ...).
-        driver: ``seed`` (the seed extension's flow on v1 workers, see ``_seed``) or
+        name: the column name (``seed-5s``, ``swarmpod-auto``, ``swarmpod-60s``, ...).
+        driver: ``seed`` (the seed extension re-enacted on v1 workers, see ``_seed``) or
             ``swarmpod`` (``orchestrator.Orchestrator`` on v2 leases).
         idle: ``seed``: the endpoint's idle timeout in seconds; ``swarmpod``: its
             ``IdleTimeoutSec`` (seconds or ``"auto"``; the endpoint then keeps RunPod's 5 s).
@@ -64,19 +68,21 @@ class Endpoint:
     """The emulated endpoint every policy of one trace runs on (times in seconds).
 
     Attributes:
-        cold_start_s: (low, high) of a cold start, drawn from the seeded RNG.
-        flashboot_start_s: (low, high) of a FlashBoot revival.
+        regime: ``flashboot`` (revivals granted) or ``cold`` (never).
         seed: seed of the endpoint's start-time RNG.
         max_workers: the endpoint's (and swarmpod's) ``MaxWorkers``.
+        cold_start_s: (low, high) of a cold start, drawn from the seeded RNG.
+        flashboot_start_s: (low, high) of a FlashBoot revival (``flashboot`` regime).
         steps: steps of every generation.
         seconds_per_step: the fake SwarmUI's speed: an image takes ``steps * seconds_per_step``.
         image_size: width and height of every image in pixels.
     """
 
+    regime: Regime = "flashboot"
+    seed: int = 1
+    max_workers: int = 3
     cold_start_s: tuple[float, float] = (60.0, 90.0)
     flashboot_start_s: tuple[float, float] = (2.0, 10.0)
-    seed: int = 7
-    max_workers: int = 3
     steps: int = 4
     seconds_per_step: float = 1.0
     image_size: int = 64
@@ -92,12 +98,18 @@ class Endpoint:
         return EndpointConfig(
             max_workers=self.max_workers,
             cold_start_s=self.cold_start_s,
-            flashboot_start_s=self.flashboot_start_s,
+            flashboot_start_s=self.flashboot_start_s if self.regime == "flashboot" else None,
             seed=self.seed,
             idle_timeout_s=float(policy.idle) if seed_policy else 5.0,
             protocol="v1" if seed_policy else "v2",
             swarm=SwarmConfig(seconds_per_step=self.seconds_per_step, progress_updates=2),
         )
+
+    @property
+    def draws(self) -> StartDraws:
+        """What each start costs on this endpoint, draw by draw (the same for every policy)."""
+        flashboot = self.flashboot_start_s if self.regime == "flashboot" else None
+        return StartDraws(self.cold_start_s, flashboot, self.seed)
 
     def params(self, index: int) -> dict[str, Any]:
         """The SwarmUI parameters of request ``index``."""
@@ -119,26 +131,23 @@ class Outcome:
         arrival: its arrival in the trace (s).
         latency: seconds from its arrival to its image; None if it failed.
         cold_start: whether it had to wait for a worker to start.
-        api_calls: RunPod API requests counted against it (``_calls``).
         error: why it failed, ``Type(CauseType): message``, else None.
     """
 
     arrival: float
     latency: float | None
     cold_start: bool
-    api_calls: int
     error: str | None
 
 
 @dataclass(frozen=True)
 class Replay:
-    """The raw figures of one replay.
+    """The raw figures of one replay, as the emulator recorded them.
 
     Attributes:
         outcomes: one per request, in trace order.
         ledger: the endpoint's billing ledger after every worker stopped.
-        api_calls: RunPod API requests the endpoint served (``EmulatedEndpoint.api_calls``).
-        unattributed_calls: client-side RunPod requests made outside any request's context.
+        api_calls: ``(method, route, status)`` of every RunPod API request the endpoint served.
         workers_left: workers still live when the replay gave up waiting (0 normally).
         virtual_s: loop seconds the replay took.
         wall_s: wall seconds the replay took.
@@ -146,8 +155,7 @@ class Replay:
 
     outcomes: tuple[Outcome, ...]
     ledger: tuple[LedgerEntry, ...]
-    api_calls: int
-    unattributed_calls: int
+    api_calls: tuple[tuple[str, str, int], ...]
     workers_left: int
     virtual_s: float
     wall_s: float
@@ -168,29 +176,25 @@ async def replay(trace: Trace, policy: Policy, endpoint: Endpoint) -> Replay:
     config = EmulatorConfig(endpoints={ENDPOINT_ID: endpoint.config(policy)}, api_keys=(KEY,))
     async with Emulator(config) as emulator:
         emulated = emulator.endpoint(ENDPOINT_ID)
-        counter = CallCounter(emulator.base_url)
-        # No overall cap (the seed's .NET HttpClient has none), but at most 100 connections to
-        # one server: a burst beyond a fake server's accept backlog (128) would have its
-        # connects retried by the kernel after a real second, which virtual time turns into
-        # connect timeouts that no real deployment would see.
+        # No overall cap (SwarmUI's HttpClient allows 1000 per server), but at most 100
+        # connections to one server: a burst beyond a fake server's accept backlog (128) would
+        # have its connects retried by the kernel after a real second, which virtual time turns
+        # into connect timeouts that no real deployment would see.
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=100)
         async with aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None),
-            trace_configs=[counter.trace_config()],
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
         ) as http:
             started = anyio.current_time()
             if policy.driver == "seed":
-                outcomes = await _replay_seed(trace, policy, endpoint, emulator, http, counter)
+                outcomes = await _replay_seed(trace, endpoint, emulator, http)
             else:
-                outcomes = await _replay_swarmpod(trace, policy, endpoint, emulator, http, counter)
+                outcomes = await _replay_swarmpod(trace, policy, endpoint, emulator, http)
             left = len(emulated.running_workers())
             virtual = anyio.current_time() - started
         return Replay(
             outcomes=outcomes,
             ledger=tuple(emulated.ledger),
-            api_calls=len(emulated.api_calls),
-            unattributed_calls=counter.unattributed,
+            api_calls=tuple(emulated.api_calls),
             workers_left=left,
             virtual_s=virtual,
             wall_s=time.perf_counter() - wall,
@@ -198,30 +202,23 @@ async def replay(trace: Trace, policy: Policy, endpoint: Endpoint) -> Replay:
 
 
 async def _replay_seed(
-    trace: Trace,
-    policy: Policy,
-    endpoint: Endpoint,
-    emulator: Emulator,
-    http: aiohttp.ClientSession,
-    counter: CallCounter,
+    trace: Trace, endpoint: Endpoint, emulator: Emulator, http: aiohttp.ClientSession
 ) -> tuple[Outcome, ...]:
-    client = RunPodClient(
+    backend = SeedBackend(
         http,
+        emulator.base_url,
         ENDPOINT_ID,
-        Secret(KEY),
-        base_url=emulator.base_url,
-        retry=RetryPolicy(rng=random.Random(0)),
+        KEY,
+        SeedSettings(poll_interval_ms=POLL_INTERVAL_MS),
     )
 
     async def generate(index: int) -> bool:
-        result = await seed_generate(
-            client, http, endpoint.params(index), poll_interval_s=POLL_INTERVAL_MS / 1000
-        )
+        result = await backend.generate(endpoint.params(index))
         return result.cold_start
 
     done = await _run_trace(trace, generate)
     await _drain(emulator.endpoint(ENDPOINT_ID))
-    return _with_calls(done, counter)
+    return done
 
 
 async def _replay_swarmpod(
@@ -230,7 +227,6 @@ async def _replay_swarmpod(
     endpoint: Endpoint,
     emulator: Emulator,
     http: aiohttp.ClientSession,
-    counter: CallCounter,
 ) -> tuple[Outcome, ...]:
     settings = Settings.load(
         env={},
@@ -254,21 +250,16 @@ async def _replay_swarmpod(
 
         done = await _run_trace(trace, generate)
         await _drain(emulator.endpoint(ENDPOINT_ID))  # the idle window runs out in here
-    return _with_calls(done, counter)
+    return done
 
 
-async def _run_trace(trace: Trace, generate: Generate) -> list[Outcome]:
-    """Start every request at its arrival (loop time), concurrently; wait for all.
-
-    The outcomes' ``api_calls`` are 0 here: calls go on after an image (a lease's polls and
-    release), so they are counted once every worker stopped (:func:`_with_calls`).
-    """
+async def _run_trace(trace: Trace, generate: Generate) -> tuple[Outcome, ...]:
+    """Start every request at its arrival (loop time), concurrently; wait for all."""
     start = anyio.current_time()
     found: dict[int, Outcome] = {}
 
     async def one(index: int, arrival: float) -> None:
         await anyio.sleep_until(start + arrival)
-        current_request.set(index)
         begun = anyio.current_time()
         latency: float | None = None
         cold, error = False, None
@@ -279,19 +270,12 @@ async def _run_trace(trace: Trace, generate: Generate) -> list[Outcome]:
             cause = exc.__cause__
             kind = type(exc).__name__ + (f"({type(cause).__name__})" if cause else "")
             error = f"{kind}: {exc}"
-        found[index] = Outcome(arrival, latency, cold, 0, error)
+        found[index] = Outcome(arrival, latency, cold, error)
 
     async with anyio.create_task_group() as group:
         for index, arrival in enumerate(trace.arrivals):
             group.start_soon(one, index, arrival)
-    return [found[index] for index in range(len(trace))]
-
-
-def _with_calls(done: list[Outcome], counter: CallCounter) -> tuple[Outcome, ...]:
-    return tuple(
-        dataclasses.replace(outcome, api_calls=counter.of(index))
-        for index, outcome in enumerate(done)
-    )
+    return tuple(found[index] for index in range(len(trace)))
 
 
 async def _drain(endpoint: EmulatedEndpoint) -> None:

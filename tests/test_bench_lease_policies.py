@@ -1,24 +1,26 @@
-"""The lease-policy benchmark's pieces: its traces, its floor, its rows and goals."""
+"""The lease-policy benchmark's pieces: its traces, its runs and summaries over seeds, the
+frontier, the goals with their reasons, the tables and the frontier plots."""
 
 from __future__ import annotations
 
 import dataclasses
 import doctest
 import importlib
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
 from benchmarks import lease_policies
-from benchmarks._floor import Floor, StartCosts, floor
+from benchmarks._figures import Spread, Summary, frontier, run_of, summarise
+from benchmarks._goals import checks, goals
+from benchmarks._plot import frontier_svg, write_plots
 from benchmarks._replay import Endpoint, Outcome, Policy, Replay
+from benchmarks._tables import Report, markdown, table
 from benchmarks._traces import Trace, batch, interactive, sparse
-from benchmarks.lease_policies import Row, goals, markdown, row_of, table
 from orchestrator.emulator import LedgerEntry
-
-COSTS = StartCosts(cold_s=75.0, flashboot_s=6.0)
-
 
 # --- traces -----------------------------------------------------------------------------------
 
@@ -51,29 +53,11 @@ def test_interactive_sessions_ask_every_20_to_90_s_for_10_minutes_then_leave(see
     assert trace.arrivals[0] == 0.0
 
 
-def test_the_interactive_trace_follows_its_parameters() -> None:
-    trace = interactive(
-        seed=5, sessions=2, session_s=100.0, think_s=(10.0, 10.0), away_s=(50.0, 50.0)
-    )
-    assert trace.arrivals == (
-        0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0,
-        150.0, 160.0, 170.0, 180.0, 190.0, 200.0, 210.0, 220.0, 230.0, 240.0, 250.0,
-    )  # fmt: skip
-
-
-def test_the_batch_arrives_at_once() -> None:
-    trace = batch()
-    assert len(trace) == 200
-    assert set(trace.arrivals) == {0.0}
-    assert trace.span_s == 0.0
-
-
-def test_the_sparse_trace_asks_every_ten_minutes() -> None:
+def test_the_batch_arrives_at_once_and_the_sparse_trace_every_ten_minutes() -> None:
+    assert set(batch().arrivals) == {0.0} and len(batch()) == 200
     trace = sparse()
     assert len(trace) == 12
-    assert trace.arrivals[0] == 0.0
     assert all(later - earlier == 600.0 for earlier, later in pairwise(trace.arrivals))
-    assert trace.span_s == 11 * 600.0
 
 
 @pytest.mark.parametrize(
@@ -92,169 +76,163 @@ def test_impossible_traces_are_refused(make: Callable[[], Trace]) -> None:
         make()
 
 
-# --- the floor --------------------------------------------------------------------------------
+def test_the_benchmark_replays_every_window_and_the_seed_on_ten_seeds_and_two_regimes() -> None:
+    names = [policy.name for policy in lease_policies.POLICIES]
+    assert names[0] == "swarmpod-auto"
+    assert [f"swarmpod-{w}s" for w in (0, 5, 10, 20, 40, 60, 120, 300)] == names[1:9]
+    assert names[9:] == ["seed-5s", "seed-120s"]
+    plan = lease_policies.scenarios("full")
+    assert len(plan) == 3 * 2 * 10
+    assert {s.endpoint.regime for s in plan} == {"flashboot", "cold"}
+    assert {s.endpoint.seed for s in plan} == set(range(1, 11))
+    assert all(s.endpoint.config(lease_policies.POLICIES[0]).flashboot_start_s is None
+               for s in plan if s.endpoint.regime == "cold")  # fmt: skip
 
 
-def test_start_costs_are_the_means_of_the_ranges() -> None:
-    assert StartCosts.of((60.0, 90.0), (2.0, 10.0)) == COSTS
-    assert StartCosts.of(30.0, None) == StartCosts(30.0, 30.0)
+# --- runs, summaries, frontier, goals -------------------------------------------------------
 
 
-def test_one_request_costs_its_generation_and_a_cold_start() -> None:
-    assert floor([100.0], [4.0], COSTS) == Floor("arrivals", 4.0, 75.0, 0.0, 79.0)
+def _entry(worker: str, billed: int, boot_s: float, *, flashboot: bool = False) -> LedgerEntry:
+    return LedgerEntry(worker, 0.0, float(billed), billed, flashboot, boot_s, 1.0, 1.0)
 
 
-def test_a_gap_shorter_than_a_revival_is_idled_through() -> None:
-    found = floor([0.0, 7.0], [4.0, 4.0], COSTS)  # 3 s gap < 6 s FlashBoot
-    assert found.gaps_s == 3.0
-    assert found.total == 8.0 + 75.0 + 3.0
-
-
-def test_a_gap_longer_than_a_revival_pays_the_revival() -> None:
-    found = floor([0.0, 30.0, 94.0], [4.0, 4.0, 4.0], COSTS)  # gaps 26 s and 60 s
-    assert found.gaps_s == 6.0 + 6.0
-    assert found.total == 12.0 + 75.0 + 12.0
-
-
-def test_a_gap_past_the_flashboot_window_pays_a_cold_start() -> None:
-    found = floor([0.0, 4.0 + 606.0 + 1.0], [4.0, 4.0], COSTS)  # revival would start 601 s late
-    assert found.gaps_s == 75.0
-    at_edge = floor([0.0, 4.0 + 606.0], [4.0, 4.0], COSTS)  # starts exactly 600 s after the stop
-    assert at_edge.gaps_s == 6.0
-
-
-def test_a_gap_shorter_than_the_cold_start_it_would_need_is_idled_through() -> None:
-    costs = StartCosts(cold_s=75.0, flashboot_s=6.0, flashboot_window_s=20.0)
-    assert floor([0.0, 54.0], [4.0, 4.0], costs).gaps_s == 50.0  # min(50, 75)
-
-
-def test_the_generation_durations_of_the_run_count() -> None:
-    assert floor([0.0, 100.0], [3.0, 5.5], COSTS).generation_s == 8.5
-
-
-def test_a_batch_boots_every_worker_once_and_idles_never() -> None:
-    found = floor([0.0] * 10, [4.0] * 10, COSTS, workers=3)
-    assert found == Floor("batch", 40.0, 3 * 75.0, 0.0, 40.0 + 75.0)
-    assert found.total == 40.0 + 225.0
-    assert floor([0.0] * 2, [4.0] * 2, COSTS, workers=5).starts_s == 2 * 75.0  # 2 are enough
-
-
-def test_no_floor_for_overlapping_requests_that_do_not_arrive_together() -> None:
-    with pytest.raises(ValueError, match="overlap"):
-        floor([0.0, 1.0, 1.0], [4.0, 4.0, 4.0], COSTS)
-
-
-def test_floor_arguments_are_checked() -> None:
-    assert floor([], [], COSTS).total == 0.0
-    with pytest.raises(ValueError, match="one duration per arrival"):
-        floor([0.0], [], COSTS)
-    with pytest.raises(ValueError, match="workers"):
-        floor([0.0], [4.0], COSTS, workers=0)
-
-
-def test_the_floor_of_the_sparse_trace() -> None:
-    trace = sparse()
-    found = floor(trace.arrivals, [4.0] * len(trace), COSTS)
-    assert found.total == 12 * 4.0 + 75.0 + 11 * 6.0  # every 596 s gap is a FlashBoot revival
-
-
-# --- rows, goals, tables ----------------------------------------------------------------------
-
-
-def _entry(worker: str, billed: int, *, flashboot: bool = False) -> LedgerEntry:
-    return LedgerEntry(worker, 0.0, float(billed), billed, flashboot, 1.0, 1.0, 1.0)
-
-
-def _replay(outcomes: list[Outcome], ledger: list[LedgerEntry], api_calls: int) -> Replay:
-    return Replay(tuple(outcomes), tuple(ledger), api_calls, 0, 0, 100.0, 0.1)
-
-
-def test_a_row_sums_the_ledger_and_splits_the_calls_of_cold_generations() -> None:
+def test_a_run_reads_the_ledger_and_the_calls_the_emulator_served() -> None:
     trace = Trace("t", (0.0, 30.0, 60.0, 90.0))
-    outcomes = [
-        Outcome(0.0, 80.0, True, 5, None),
-        Outcome(30.0, 4.0, False, 0, None),
-        Outcome(60.0, 14.0, True, 3, None),
-        Outcome(90.0, None, False, 2, "TransportError: gone"),
-    ]
-    ledger = [_entry("a", 150), _entry("b", 40, flashboot=True)]
-    row = row_of(trace, Policy("p", "swarmpod", 60.0), Endpoint(), _replay(outcomes, ledger, 11))
+    endpoint = Endpoint("cold", seed=4, cold_start_s=(60.0, 90.0))
+    outcomes = (
+        Outcome(0.0, 84.0, True, None),
+        Outcome(30.0, 4.5, False, None),
+        Outcome(60.0, 14.0, False, None),
+        Outcome(90.0, None, False, "TransportError: gone"),
+    )
+    boot = endpoint.draws.cold(0)
+    calls = (("POST", "run", 200), ("GET", "stream", 200), ("GET", "stream", 200))
+    replay = Replay(outcomes, (_entry("a", 150, boot),), calls, 0, 100.0, 0.1)
 
-    assert (row.requests, row.ok, row.billed_s) == (4, 3, 190)
-    assert (row.boots, row.flashboots, row.cold_generations) == (2, 1, 2)
-    assert row.floor.total == 16.0 + 75.0 + 3 * 6.0
-    assert row.ratio == pytest.approx(190 / 109)
-    assert (row.p50_s, row.p95_s) == (14.0, 80.0)
-    assert row.calls_per_generation == 11 / 4
-    assert row.calls_per_cold_generation == (5 + 3) / 2
-    assert row.failures == (("TransportError", 1),)
+    run = run_of(trace, Policy("p", "swarmpod", 60.0), endpoint, replay)
+
+    assert (run.requests, run.ok, run.billed_s, run.boots) == (4, 3, 150, 1)
+    assert run.boots_as_drawn
+    assert (run.added_p50_s, run.added_p95_s) == (10.0, 80.0)
+    assert run.cold_generations == 1
+    assert run.calls_per_cold_generation == 3.0
+    assert run.calls_by_route == (("stream", 2), ("run", 1))
+    assert run.failures == (("TransportError", 1),)
+    assert run.floor.total_s == pytest.approx(16.0 + boot + 26.0 + 26.0 + 26.0)
+    assert run.ratio == pytest.approx(150 / run.floor.total_s)
+    mismatched = dataclasses.replace(replay, ledger=(_entry("a", 150, boot + 1.0),))
+    assert not run_of(trace, Policy("p", "swarmpod", 60.0), endpoint, mismatched).boots_as_drawn
 
 
-def _row(trace: str, policy: str, *, billed: int, p50: float, cold_calls: int) -> Row:
-    found = Floor("arrivals", 40.0, 60.0, 0.0, 100.0)
-    return Row(
+def _summary(policy: str, ratio: float, p50: float, *, trace: str = "interactive") -> Summary:
+    def same(value: float) -> Spread:
+        return Spread(value, value)
+
+    return Summary(
         trace=trace,
+        regime="cold",
         policy=policy,
-        requests=10,
-        ok=10,
-        billed_s=billed,
-        floor=found,
-        floor_without_flashboot=found,
-        p50_s=p50,
-        p95_s=p50 * 2,
-        boots=2,
-        flashboots=1,
-        cold_generations=2,
-        api_calls=20,
-        cold_api_calls=cold_calls,
-        unattributed_calls=0,
-        generation_s=4.0,
-        workers_left=0,
-        failures=(),
-        virtual_s=1000.0,
-        wall_s=0.5,
+        seeds=10,
+        requests=48,
+        ok=same(48),
+        billed_s=same(1000 * ratio),
+        floor_s=same(1000),
+        ratio=same(ratio),
+        added_p50_s=same(p50),
+        added_p95_s=same(p50 + 60),
+        floor_p50_s=0.0,
+        calls_per_generation=same(1.0),
+        calls_per_cold=Spread(5.0, 7.5),
+        cold_share=0.2,
+        calls_by_route=(("stream", 3.0), ("run", 1.0)),
+        boots=same(10),
     )
 
 
-def test_goals_judge_swarmpod_auto_against_the_limits() -> None:
-    rows = [
-        _row("interactive", "swarmpod-auto", billed=120, p50=4.5, cold_calls=12),
-        _row("batch", "swarmpod-auto", billed=110, p50=90.0, cold_calls=14),
-        _row("interactive", "seed-5s", billed=500, p50=15.0, cold_calls=100),
+def test_a_point_is_off_the_frontier_only_when_another_is_cheaper_and_quicker() -> None:
+    points = [
+        _summary("swarmpod-auto", 1.5, 0.2),
+        _summary("swarmpod-0s", 0.9, 70.0),  # cheaper, slower: both stay
+        _summary("swarmpod-60s", 1.4, 0.2),  # cheaper, as quick: does not beat it
+        _summary("seed-120s", 2.0, 5.0),  # beaten by the two cheaper and quicker
     ]
-    judged = {goal.what: goal for goal in goals(rows, None)}
-    floor = "floor (the issue's: min(gap, cold start))"
-
-    assert judged[f"swarmpod-auto interactive: billed <= 1.25x {floor}"].passed
-    assert not judged[f"swarmpod-auto batch: billed <= 1.05x {floor}"].passed
-    assert judged["swarmpod-auto interactive: p50 time-to-image <= generation + 1 s"].passed
-    per_cold = "RunPod API calls per cold generation <= 6"
-    assert judged[f"swarmpod-auto interactive: {per_cold}"].passed  # 6.0
-    assert not judged[f"swarmpod-auto batch: {per_cold}"].passed  # 7.0
-    assert len(judged) == 5  # the seed rows carry no goal
+    marked = {point.policy: point for point in frontier(points)}
+    assert marked["swarmpod-auto"].on_frontier
+    assert marked["swarmpod-0s"].on_frontier
+    assert marked["swarmpod-60s"].on_frontier
+    assert marked["seed-120s"].beaten_by == ("swarmpod-auto", "swarmpod-60s")
 
 
-def test_the_tables_show_every_row_and_the_goals() -> None:
-    rows = (
-        _row("interactive", "swarmpod-auto", billed=120, p50=4.5, cold_calls=12),
-        _row("interactive", "seed-5s", billed=500, p50=15.0, cold_calls=100),
-    )
-    report = lease_policies.Report(rows, None, goals(rows, None), (interactive(),))
+def test_goals_judge_swarmpod_auto_and_say_why_a_goal_is_missed() -> None:
+    summaries = [
+        dataclasses.replace(_summary("swarmpod-auto", 2.5, 3.0, trace="sparse"), regime="cold"),
+        dataclasses.replace(_summary("swarmpod-0s", 1.0, 2.0, trace="sparse"), regime="cold"),
+        _summary("swarmpod-auto", 1.5, 0.4),
+    ]
+    marked = list(frontier(summaries[:2])) + [summaries[2]]
+    judged = {goal.what: goal for goal in goals(marked, None)}
 
+    frontier_goal = judged["swarmpod-auto sparse (FlashBoot never): on the cost/p50 frontier"]
+    assert not frontier_goal.passed
+    assert "beaten by swarmpod-0s 1.00x, p50 +2.0 s" in frontier_goal.reason
+    cost = judged["swarmpod-auto sparse (FlashBoot never): GPU-s <= 2x the cost floor"]
+    assert (cost.passed, cost.measured) == (False, 2.5)
+    latency = judged["swarmpod-auto interactive (FlashBoot never): p50 added latency <= 1 s"]
+    assert latency.passed
+    calls = judged[
+        "swarmpod-auto interactive (FlashBoot never): RunPod calls per cold generation, "
+        "counted at the emulator, worst seed <= 6"
+    ]
+    assert (calls.passed, calls.measured) == (False, 7.5)
+    assert "/stream 3.0, /run 1.0" in calls.reason
+
+
+def _report() -> Report:
+    trace = Trace("interactive", (0.0, 40.0), "two requests")
+    runs = []
+    for seed in (1, 2):
+        endpoint = Endpoint("flashboot", seed=seed)
+        for policy, billed in (("swarmpod-auto", 200), ("swarmpod-0s", 150)):
+            outcomes = (Outcome(0.0, 80.0, True, None), Outcome(40.0, 4.2, False, None))
+            ledger = (_entry("a", billed, endpoint.draws.cold(0)),)
+            replay = Replay(outcomes, ledger, (("POST", "run", 200),) * 6, 0, 500.0, 0.2)
+            runs.append(run_of(trace, Policy(policy, "swarmpod", 0.0), endpoint, replay))
+    summaries = summarise(runs)
+    return Report(tuple(runs), summaries, goals(summaries, None), checks(runs), None,
+                  (trace,), (1, 2))  # fmt: skip
+
+
+def test_the_tables_give_median_and_worst_per_policy_and_the_checks() -> None:
+    report = _report()
     text = table(report)
-    assert "seed-5s" in text
-    assert "[PASS] swarmpod-auto interactive: billed <= 1.25x floor (the issue's" in text
-
-    partial = dataclasses.replace(rows[1], ok=9)
-    assert "| 5.00\\* |" in markdown(dataclasses.replace(report, rows=(partial,)))
-
+    assert "interactive, FlashBoot granted: cost floor" in text
+    assert "[PASS] runs billed below the cost floor at their own waits: 0.00 runs" in text
+    assert "swarmpod-0s" in text and "seeds 1-2 (2)" in text
     lines = markdown(report).splitlines()
-    assert lines[0].startswith("| trace | policy |")
-    assert lines[2].startswith("| interactive | swarmpod-auto | 10/10 | 120 | 100 | 1.20 |")
-    assert len([line for line in lines if line.startswith("| interactive")]) == 2
+    header = next(index for index, line in enumerate(lines) if line.startswith("| policy"))
+    assert lines[header + 2].startswith("| swarmpod-auto | 2/2 | 200 |")
 
 
-@pytest.mark.parametrize("name", ["benchmarks._traces", "benchmarks._floor", "benchmarks._calls"])
+def test_the_frontier_plot_is_a_standalone_svg_with_every_point(tmp_path: Path) -> None:
+    report = _report()
+    svg = frontier_svg(report, "interactive")
+    root = ElementTree.fromstring(svg)  # well-formed XML
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    titles = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}title")]
+    assert any(title.startswith("swarmpod-auto:") for title in titles)
+    assert any(title.startswith("swarmpod-0s:") for title in titles)
+    assert [path.name for path in write_plots(report, tmp_path)] == ["frontier-interactive.svg"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "benchmarks._traces",
+        "benchmarks._floor",
+        "benchmarks._draws",
+        "benchmarks._figures",
+    ],
+)
 def test_docstring_examples_run(name: str) -> None:
     failures, _ = doctest.testmod(importlib.import_module(name))
     assert failures == 0
@@ -264,18 +242,17 @@ def test_docstring_examples_run(name: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_reduced_run_measures_every_policy_on_every_trace() -> None:
-    report = lease_policies.measure("small", forwarding_samples=0)
+def test_a_reduced_run_measures_and_judges_every_trace_and_regime(tmp_path: Path) -> None:
+    policies = [lease_policies.POLICIES[0], lease_policies.POLICIES[1], lease_policies.POLICIES[-2]]
+    report = lease_policies.measure("small", seeds=(1,), policies=policies)
 
-    names = [policy.name for policy in lease_policies.POLICIES]
-    assert [(row.trace, row.policy) for row in report.rows] == [
-        (trace, name) for trace in ("interactive", "batch", "sparse") for name in names
-    ]
-    for row in report.rows:
-        assert row.workers_left == 0
-        assert row.billed_s > 0
-        assert row.boots >= 1
-        if row.policy.startswith("swarmpod"):
-            assert row.ok == row.requests
-    assert report.forwarding is None
-    assert any(goal.what.startswith("swarmpod-auto batch") for goal in report.goals)
+    assert len(report.runs) == 3 * 2 * len(policies)
+    assert {(s.trace, s.regime) for s in report.summaries} == {
+        (trace, regime) for trace in ("interactive", "batch", "sparse")
+        for regime in ("flashboot", "cold")
+    }  # fmt: skip
+    assert all(check.passed for check in report.checks)
+    assert any(
+        goal.what.startswith("swarmpod-auto batch (FlashBoot never)") for goal in report.goals
+    )
+    assert len(write_plots(report, tmp_path)) == 3
