@@ -169,7 +169,7 @@ def test_goals_judge_swarmpod_auto_and_say_why_a_goal_is_missed() -> None:
         dataclasses.replace(_summary("swarmpod-0s", 1.0, 2.0, trace="sparse"), regime="cold"),
         _summary("swarmpod-auto", 1.5, 0.4),
     ]
-    marked = list(frontier(summaries[:2])) + [summaries[2]]
+    marked = [*frontier(summaries[:2]), summaries[2]]
     judged = {goal.what: goal for goal in goals(marked, None)}
 
     frontier_goal = judged["swarmpod-auto sparse (FlashBoot never): on the cost/p50 frontier"]
