@@ -1,36 +1,59 @@
 """The idle window: how long a free warm worker is kept before it is released.
 
-A warm worker costs its idle seconds; releasing it costs the next request a cold start. With
-``IdleTimeoutSec = "auto"`` the window is the endpoint's measured cold-start duration: the
-ski-rental break-even. Whatever the gap ``g`` before the next request, the idle-plus-cold-start
-GPU-seconds paid are then at most twice the best possible, ``min(g, cold start)``
-(:meth:`IdleWindow.cost_of_gap`).
+A warm worker costs its idle seconds; releasing it costs the next request a start. With
+``IdleTimeoutSec = "auto"`` the window follows what the endpoint shows:
 
-The measured cold start is the longest of the recent starts: a FlashBoot revival (seconds
-instead of a minute) is luck RunPod does not promise, and letting revivals shrink the window
-would trade every next request's latency for a restart that may well be cold.
+- **Before any idle spell was seen** it is the endpoint's measured cold start, the mean of the
+  recent ones (60 s before the first): the ski-rental break-even, so whatever the gap ``g``
+  before the next request, the idle-plus-start GPU-seconds paid are at most twice the best
+  possible, ``min(g, cold start)`` (:meth:`IdleWindow.cost_of_gap`). A FlashBoot revival
+  (a start under half the longest cold start) is luck RunPod does not promise: it is kept
+  apart and never shrinks this window.
+- **Once gaps are seen** (:meth:`IdleWindow.observe_gap`: how long the endpoint had no work
+  before a generation came, whether or not a worker was still warm), the window is the one
+  that would have cost the fewest GPU-seconds over those gaps, each restart priced at what
+  restarts cost lately (revivals when the endpoint grants them, else cold starts), and never
+  longer than the break-even above. Two guards keep the latency goal: when most gaps are
+  shorter than the break-even (requests come in bursts), the window still catches at least 3
+  in 4 of them warm; and it is learnt only from :data:`MIN_GAPS` gaps on.
+
+So a trace of requests ten minutes apart learns to release at once (no window would have
+caught the next request), a user's session keeps its worker through the pauses it shows, and
+a revival that costs 6 s where a cold start costs 75 s shortens the window only as far as the
+latency guard allows.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from typing import Final, Literal
 
-__all__ = ["IdleWindow"]
+__all__ = ["DEFAULT_COLD_START_S", "MIN_GAPS", "IdleWindow"]
 
 DEFAULT_COLD_START_S: Final = 60.0
 """The cold start assumed by ``auto`` before the endpoint's first one was measured."""
+MIN_GAPS: Final = 5
+"""Gaps needed before ``auto`` learns a window from them."""
+WARM_SHARE: Final = 0.75
+"""When requests come in bursts, at least this share of them must find a warm worker."""
+_REVIVAL_FRACTION: Final = 0.5
+_GAPS: Final = 64
 
 
 class IdleWindow:
-    """The idle window of one endpoint, fixed or following its measured cold starts.
+    """The idle window of one endpoint, fixed or following what the endpoint shows.
 
     >>> window = IdleWindow("auto")
     >>> window.seconds  # nothing measured yet
     60.0
     >>> window.observe_cold_start(80.0); window.observe_cold_start(6.0)
-    >>> window.seconds  # the longest recent start (the 6 s one was a FlashBoot revival)
-    80.0
+    >>> window.seconds, window.cold_start_s  # the 6 s start was a FlashBoot revival
+    (80.0, 80.0)
+    >>> for _ in range(5):
+    ...     window.observe_gap(600.0)  # a request every ten minutes
+    >>> window.seconds  # no window up to the break-even would have caught one: release at once
+    0.0
     >>> IdleWindow(30.0).seconds
     30.0
 
@@ -51,25 +74,72 @@ class IdleWindow:
             raise ValueError("history must be >= 1 and the assumed cold start > 0")
         self.setting = setting
         self._assumed = assumed_cold_start_s
-        self._recent: deque[float] = deque(maxlen=history)
+        self._cold: deque[float] = deque(maxlen=history)
+        self._revivals: deque[float] = deque(maxlen=history)
+        self._restarts: deque[bool] = deque(maxlen=history)  # True: a revival
+        self._gaps: deque[float] = deque(maxlen=_GAPS)
 
     def __repr__(self) -> str:
         return f"IdleWindow({self.setting!r}, seconds={self.seconds:g})"
 
     def observe_cold_start(self, seconds: float) -> None:
-        """Record one measured cold start (wake-up request to worker ready) of the endpoint."""
+        """Record one measured start (wake-up request to worker ready) of the endpoint.
+
+        A start under half the longest cold start seen is taken for a FlashBoot revival.
+        """
+        if seconds < 0:
+            return
+        revival = bool(self._cold) and seconds < _REVIVAL_FRACTION * max(self._cold)
+        (self._revivals if revival else self._cold).append(seconds)
+        self._restarts.append(revival)
+
+    def observe_gap(self, seconds: float) -> None:
+        """Record one gap: a generation came ``seconds`` after the endpoint's last busy seat
+        freed (whether a worker was still warm for it or not)."""
         if seconds >= 0:
-            self._recent.append(seconds)
+            self._gaps.append(seconds)
 
     @property
     def cold_start_s(self) -> float:
-        """The endpoint's cold start: the longest of the recent starts, or the assumption."""
-        return max(self._recent) if self._recent else self._assumed
+        """The endpoint's cold start: the longest of the recent ones, or the assumption (what a
+        generation that finds no warm worker should expect to wait)."""
+        return max(self._cold) if self._cold else self._assumed
+
+    @property
+    def break_even_s(self) -> float:
+        """The ski-rental window: the mean recent cold start (the assumption before one)."""
+        return statistics.fmean(self._cold) if self._cold else self._assumed
+
+    @property
+    def restart_s(self) -> float:
+        """What releasing a worker costs the next request, as restarts went lately: the mean
+        revival if the endpoint granted one among its recent restarts, else the break-even."""
+        if self._revivals and any(self._restarts):
+            return statistics.fmean(self._revivals)
+        return self.break_even_s
 
     @property
     def seconds(self) -> float:
         """How long a free warm worker is kept now."""
-        return self.cold_start_s if self.setting == "auto" else float(self.setting)
+        if self.setting != "auto":
+            return float(self.setting)
+        if len(self._gaps) < MIN_GAPS:
+            return self.break_even_s
+        return self._learnt(self.break_even_s, self.restart_s)
+
+    def _learnt(self, ceiling: float, restart: float) -> float:
+        """The window, up to ``ceiling``, that would have cost least over the recent gaps."""
+        gaps = list(self._gaps)
+        short = sorted(gap for gap in gaps if gap <= ceiling)
+        bursty = len(short) >= WARM_SHARE * len(gaps)
+        best, best_cost = ceiling, float("inf")
+        for window in (0.0, *short, ceiling):
+            if bursty and sum(gap <= window for gap in gaps) < WARM_SHARE * len(gaps):
+                continue
+            cost = sum(IdleWindow.cost_of_gap(gap, window, restart) for gap in gaps)
+            if cost < best_cost - 1e-9:
+                best, best_cost = window, cost
+        return best
 
     @staticmethod
     def cost_of_gap(gap_s: float, window_s: float, cold_start_s: float) -> float:
