@@ -234,17 +234,19 @@ class SeedBackend:
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
             await self._run_sync({"action": "shutdown"})
 
-    async def _post(self, url: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        """A POST that throws on a non-2xx answer (``ApiClient.cs:153-160``)."""
+    async def _post(
+        self, url: str, body: Mapping[str, Any], *, to: str = "RunPod", auth: bool = True
+    ) -> Mapping[str, Any]:
+        """A POST that throws on a non-2xx answer (``ApiClient.cs:133-137``, ``:153-160``)."""
         async with self._http.post(
             url,
             json=body,
-            headers=self._auth,
+            headers=self._auth if auth else None,
             timeout=aiohttp.ClientTimeout(total=_HTTP_TIMEOUT_S),
         ) as response:
             text = await response.text()
             if response.status // 100 != 2:
-                raise SeedError(f"RunPod API call failed ({response.status}): {text}")
+                raise SeedError(f"{to} API call failed ({response.status}): {text}")
             return _json_object(text)
 
     # --- the worker's SwarmUI (CallSwarmUIAsync, ApiClient.cs:120-140) ---------------------
@@ -278,15 +280,8 @@ class SeedBackend:
         base = _text(worker.get("public_url"))
         if not base:
             raise SeedError("Worker public URL is required")
-        async with self._http.post(
-            f"{base.rstrip('/')}/{path.lstrip('/')}",
-            json=body,
-            timeout=aiohttp.ClientTimeout(total=_HTTP_TIMEOUT_S),
-        ) as response:
-            text = await response.text()
-            if response.status // 100 != 2:
-                raise SeedError(f"SwarmUI API call failed ({response.status}): {text}")
-            return _json_object(text)
+        url = f"{base.rstrip('/')}/{path.lstrip('/')}"
+        return await self._post(url, body, to="SwarmUI", auth=False)
 
 
 def _json_object(text: str) -> Mapping[str, Any]:
