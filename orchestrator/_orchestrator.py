@@ -37,7 +37,7 @@ from .keys import KeyProvider, resolve_runpod_key
 from .runpod import ApiCall, RunPodClient
 from .secrets import Secret
 from .settings import Settings
-from .swarmui import SwarmUIClient
+from .swarmui import SwarmUIClient, check_params
 from .workers import (
     Admission,
     AutoStation,
@@ -249,12 +249,15 @@ class Orchestrator:
             on_progress: called with each progress event.
 
         Raises:
+            InvalidParameterError: a parameter is outside SwarmUI's limits (SwarmUI's own
+                text; nothing was asked of RunPod).
             BudgetExceededError: the user spent today's GPU-seconds (DailyGpuSecondsPerUser).
             OrchestratorError: a subclass saying what failed, in which phase, and whether a
                 retry may help. The worker has been given back when it is raised.
         """
         if self._session is None or self._budget is None:
             raise RuntimeError("use 'async with Orchestrator(...)' before generate()")
+        check_params(params, images=images)  # SwarmUI's limits, before any RunPod call
         passed = dict(params)
         count = images if images is not None else int(passed.pop("images", 1))
         passed.pop("images", None)

@@ -112,7 +112,8 @@ def test_the_public_api_is_exactly_the_intended_names() -> None:
     assert set(orchestrator.swarmui.__all__) == {
         "BackendInfo", "GeneratedImage", "GenerationEvent", "ImageReady", "ModelListing",
         "RequestSent", "Progress", "SessionInfo", "StatusUpdate", "SwarmUIClient", "clean_param_id",
-        "decode_data_url", "decode_image", "serialize_params",
+        "decode_data_url", "decode_image", "serialize_params", "T2I_LIMITS", "ParamLimit",
+        "check_params",
     }  # fmt: skip
     for name in orchestrator.swarmui.__all__:
         assert getattr(orchestrator.swarmui, name).__doc__

@@ -9,6 +9,7 @@ an int, ``1.0`` does not).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -107,6 +108,9 @@ def _shown(value: Any) -> str:
 
 
 _NO_DEFAULT: Final = object()
+_INT32_MIN: Final = -(2**31)
+_INT32_MAX: Final = 2**31 - 1
+_INT32_TEXT: Final = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 def param_str(body: Mapping[str, Any], name: str, default: Any = _NO_DEFAULT) -> str:
@@ -124,20 +128,21 @@ def param_str(body: Mapping[str, Any], name: str, default: Any = _NO_DEFAULT) ->
 
 
 def param_int(body: Mapping[str, Any], name: str, default: int | None = None) -> int:
-    """An integer parameter: an int or an integer string; ``1.0`` and ``true`` do not bind."""
+    """An ``Int32`` parameter: an int or an integer string in range; ``1.0`` and ``true`` do
+    not bind."""
     if name not in body or body[name] is None:
         if default is None:
             raise _missing(name)
         return default
     value = body[name]
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise _invalid(name, value, "Int32")
+        number = value
+    elif isinstance(value, str) and _INT32_TEXT.fullmatch(value):
+        number = int(value.strip())
+    if number is None or not _INT32_MIN <= number <= _INT32_MAX:
+        raise _invalid(name, value, "Int32")
+    return number
 
 
 def param_bool(body: Mapping[str, Any], name: str, default: bool | None = None) -> bool:
