@@ -51,9 +51,14 @@ async def served(
     users: Mapping[str, Role] | None = None,
     env: Mapping[str, str] | None = None,
     telemetry: Telemetry | None = None,
+    proxy: bool = False,
     **settings: Any,
 ) -> AsyncIterator[Served]:
-    """An emulator and a service on 127.0.0.1 (a free port) with ``users`` (name → role)."""
+    """An emulator and a service on 127.0.0.1 (a free port) with ``users`` (name → role).
+
+    With ``proxy`` the service reaches the workers through the emulator's proxy middleware
+    (for an endpoint with ``proxy_urls``: RunPod's own worker URLs).
+    """
     config = EmulatorConfig(endpoints={ENDPOINT: endpoint}, api_keys=keys)
     state_dir = tmp_path / "state"
     async with Emulator(config) as emulator:
@@ -74,7 +79,15 @@ async def served(
             backends={"main": Settings.from_mapping(values)},
         )
         environ = {"SWARMPOD_MASTER_KEY": MASTER_KEY} if env is None else env
-        async with SwarmpodService(service_config, env=environ, telemetry=telemetry) as service:
+        middlewares = (emulator.proxy_middleware(),) if proxy else ()
+        async with (
+            aiohttp.ClientSession(
+                middlewares=middlewares, timeout=aiohttp.ClientTimeout(total=None)
+            ) as http,
+            SwarmpodService(
+                service_config, env=environ, telemetry=telemetry, session=http
+            ) as service,
+        ):
             world = Served(service, emulator, emulator.endpoint(ENDPOINT), state_dir)
             roster = users if users is not None else {"ann": Role.POWERUSER}
             for name, role in roster.items():

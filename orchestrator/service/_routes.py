@@ -265,7 +265,9 @@ def _progress_message(event: ProgressEvent, request_id: str, call: Call) -> dict
         }
     if event.stage in (Stage.QUEUED, Stage.BOOTING, Stage.READY):
         message = _current_status(call, live=1, waiting_backends=1)
-        message["backend_status"]["message"] = event.message
+        # The worker's id would give away its RunPod proxy URL: clients never see it.
+        ready = event.stage is Stage.READY
+        message["backend_status"]["message"] = "a worker is ready" if ready else event.message
         return message
     return None
 

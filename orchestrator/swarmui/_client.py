@@ -57,6 +57,24 @@ _WS_MAX_MESSAGE: Final = 256 * 1024 * 1024
 EventCallback = Callable[[GenerationEvent], None]
 
 
+def _describe(exc: BaseException) -> str:
+    """What went wrong with a connection, in words that name no host (aiohttp's own texts
+    carry the URL)."""
+    if isinstance(exc, TimeoutError):
+        return f"{type(exc).__name__}, timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"{type(exc).__name__}, could not connect"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{type(exc).__name__}, the worker closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"{type(exc).__name__}, the answer was cut short"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"{type(exc).__name__}, HTTP {exc.status}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}, {exc.strerror}"
+    return type(exc).__name__
+
+
 class _SessionExpiredError(Exception):
     """Internal: a WS generation was refused with ``invalid_session_id``."""
 
@@ -178,9 +196,16 @@ class SwarmUIClient:
         quoted = urllib.parse.quote(path.lstrip("/"), safe="/")
         return URL(f"{self._base}/{quoted}", encoded=True)
 
+    def _transport_error(self, what: str, exc: BaseException) -> TransportError:
+        """A failed connection: the URL and aiohttp's own text go to the log only (the
+        message may reach an API client, who must not learn a worker's URL)."""
+        logger.warning("SwarmUI at %s %s: %s", self._base, what, exc or type(exc).__name__)
+        return TransportError(f"The worker's SwarmUI {what}: {_describe(exc)}.")
+
     def _unauthorized(self, what: str) -> SwarmUIError:
+        logger.warning("SwarmUI at %s refused the Authorization header on %s", self._base, what)
         return SwarmUIError(
-            f"SwarmUI at {self._base} refused the Authorization header on {what} (401 "
+            f"The worker's SwarmUI refused the Authorization header on {what} (401 "
             "Unauthorized): the worker token is wrong or missing. Check the token the worker "
             "handed out (v2 workers expect 'Bearer <token>').",
             route=what,
@@ -202,10 +227,7 @@ class SwarmUIClient:
                 status = response.status
                 raw = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(
-                f"SwarmUI at {self._base} did not answer /API/{route}: "
-                f"{type(exc).__name__} {exc}".strip()
-            ) from exc
+            raise self._transport_error(f"did not answer /API/{route}", exc) from exc
         logger.debug("POST /API/%s -> %s (%d bytes)", route, status, len(raw))
         text = raw.decode("utf-8", errors="replace")
         try:
@@ -217,8 +239,8 @@ class SwarmUIClient:
         if status == 401 and text.strip() == "Unauthorized":
             raise self._unauthorized(f"/API/{route}")
         raise SwarmUIError(
-            f"SwarmUI at {self._base} answered /API/{route} with HTTP {status} and a body that "
-            f"is not a JSON object ({len(raw)} bytes: {text[:80]!r}).",
+            f"The worker's SwarmUI answered /API/{route} with HTTP {status} and a body that "
+            f"is not a JSON object ({len(raw)} bytes).",
             route=route,
             status=status,
             retryable=status >= 500 or (body is None and status == 200),
@@ -243,7 +265,7 @@ class SwarmUIClient:
             if error_id == _INVALID_SESSION:
                 if renewed:
                     raise SwarmUISessionError(
-                        f"SwarmUI at {self._base} still refused the session after renewing it "
+                        "The worker's SwarmUI still refused the session after renewing it "
                         f"(/API/{route}): {body.get('error')}",
                         route=route,
                         error_id=_INVALID_SESSION,
@@ -468,7 +490,7 @@ class SwarmUIClient:
                 data = await response.read()
                 mime = response.content_type
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(f"Could not download {path!r} from SwarmUI: {exc}") from exc
+            raise self._transport_error(f"did not send the image {path!r}", exc) from exc
         if status == 401:
             raise self._unauthorized("/View")
         if status != 200:
@@ -551,7 +573,7 @@ class SwarmUIClient:
             return await self._stream_ws(request, session_id, on_event, expected_size)
         except _SessionExpiredError:
             raise SwarmUISessionError(
-                f"SwarmUI at {self._base} still refused the session after renewing it "
+                "The worker's SwarmUI still refused the session after renewing it "
                 "(GenerateText2ImageWS).",
                 route="GenerateText2ImageWS",
                 error_id=_INVALID_SESSION,
@@ -568,16 +590,15 @@ class SwarmUIClient:
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
                 raise self._unauthorized("the WebSocket upgrade") from exc
+            logger.warning("SwarmUI at %s refused the WebSocket upgrade: %s", self._base, exc)
             raise SwarmUIError(
-                f"SwarmUI at {self._base} refused the WebSocket upgrade (HTTP {exc.status}).",
+                f"The worker's SwarmUI refused the WebSocket upgrade (HTTP {exc.status}).",
                 route="GenerateText2ImageWS",
                 status=exc.status,
                 retryable=exc.status >= 500,
             ) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(
-                f"Could not open a WebSocket to SwarmUI at {self._base}: {exc}"
-            ) from exc
+            raise self._transport_error("did not open a WebSocket", exc) from exc
 
     async def _stream_ws(
         self,
@@ -593,7 +614,7 @@ class SwarmUIClient:
                 on_event(RequestSent("ws"))
             return await self._read_ws(ws, request, on_event, expected_size)
         except (aiohttp.ClientError, ConnectionError) as exc:
-            raise TransportError(f"The WebSocket to SwarmUI at {self._base} failed: {exc}") from exc
+            raise self._transport_error("broke the WebSocket", exc) from exc
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_CLEANUP_TIMEOUT_S):
                 await ws.close()
@@ -652,8 +673,13 @@ class SwarmUIClient:
                 finished = True
                 break
         if not finished and ws.close_code != aiohttp.WSCloseCode.OK:
+            logger.warning(
+                "the WebSocket to SwarmUI at %s closed mid-generation (%s)",
+                self._base,
+                ws.close_code,
+            )
             raise TransportError(
-                f"The WebSocket to SwarmUI at {self._base} closed before the generation ended "
+                "The WebSocket to the worker's SwarmUI closed before the generation ended "
                 f"(close code {ws.close_code}); the worker may have died."
             )
         return found
