@@ -17,6 +17,7 @@ from aiohttp import web
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
     "ApiRefusalError",
     "bad_request",
     "failure",
@@ -24,11 +25,16 @@ __all__ = [
     "param_bool",
     "param_int",
     "param_str",
+    "parse_json_object",
     "read_body",
 ]
 
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024
 """The largest request body taken (SwarmUI's MaxNetworkRequestMegabytes, scaled down)."""
+
+MAX_JSON_DEPTH: Final = 64
+"""The deepest nesting of a request (Json.NET's default ``MaxDepth``, which SwarmUI's
+``JObject.Parse`` keeps)."""
 
 _HEADERS: Final = {"Cache-Control": "no-store"}
 
@@ -83,15 +89,54 @@ async def read_body(request: web.Request) -> dict[str, Any]:
         raw = await request.content.readexactly(length)
     except Exception:  # a client that promised more than it sent, or went away
         raise bad_request("bad content length") from None
+    return parse_json_object(raw, "Request body")
+
+
+def parse_json_object(raw: str | bytes, what: str) -> dict[str, Any]:
+    """The JSON object in ``raw`` (an HTTP body, a WebSocket message).
+
+    >>> parse_json_object('{"images": 1}', "Request body")
+    {'images': 1}
+    >>> parse_json_object('{"x": ' + "[" * 64 + "]" * 64 + "}", "Request body")
+    Traceback (most recent call last):
+    ...
+    orchestrator.service._envelope.ApiRefusalError: Request body is nested too deeply (more ...
+
+    Raises:
+        ApiRefusalError: not JSON (also not UTF-8, or nested past Json.NET's 64 levels, which
+            SwarmUI's parser refuses too), ``null``, or not an object; ``what`` names it.
+    """
+    too_deep = bad_request(f"{what} is nested too deeply (more than {MAX_JSON_DEPTH} levels)")
     try:
         body = json.loads(raw)
+    except RecursionError:
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError):
-        raise bad_request("Request body is not valid JSON") from None
+        raise bad_request(f"{what} is not valid JSON") from None
     if body is None:
         raise bad_request("null input")
     if not isinstance(body, dict):
-        raise bad_request("Request body must be a JSON object")
+        raise bad_request(f"{what} must be a JSON object")
+    if _deeper_than(body, MAX_JSON_DEPTH):
+        raise too_deep
     return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests more than ``limit`` objects and arrays (without recursing)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _missing(name: str) -> ApiRefusalError:

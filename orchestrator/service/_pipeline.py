@@ -10,7 +10,6 @@ envelope; an unexpected error is logged and answered ``internal_error``, never a
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from observability import span_time_ns
 
 from ..accounts import User
-from ._envelope import ApiRefusalError, bad_request, ok, read_body
+from ._envelope import ApiRefusalError, bad_request, ok, parse_json_object, read_body
 from ._sessions import Session
 
 if TYPE_CHECKING:
@@ -184,13 +183,7 @@ async def _first_message(ws: web.WebSocketResponse) -> dict[str, Any]:
         message = await ws.receive()
         if message.type is not WSMsgType.TEXT:
             raise ApiRefusalError(200, "Expected one JSON text message as the request", "basic_api")
-        try:
-            body = json.loads(message.data)
-        except ValueError:
-            raise ApiRefusalError(200, "Request message is not valid JSON", "basic_api") from None
-        if not isinstance(body, dict):
-            raise ApiRefusalError(200, "Request message must be a JSON object", "basic_api")
-        return body
+        return parse_json_object(message.data, "Request message")
     raise ApiRefusalError(200, "No request message within a minute", "basic_api")
 
 

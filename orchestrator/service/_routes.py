@@ -9,9 +9,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import anyio
+import anyio.abc
 
 from .._progress import ProgressEvent, Stage
 from ..accounts import permissions_of
@@ -164,13 +166,19 @@ async def generate_http(call: Call) -> Mapping[str, Any]:
 
 async def generate_ws(call: Call) -> None:
     """``GenerateText2ImageWS``: status and ``gen_progress`` while the worker wakes and
-    generates, then one flat ``image`` message per image, then SwarmUI's closing messages."""
+    generates, then one flat ``image`` message per image, then SwarmUI's closing messages.
+
+    A client that closes its socket (or whose socket breaks) mid-generation ends the
+    generation, as ``InterruptAll`` would: its worker is given back."""
     ws = call.ws
     assert ws is not None and call.session is not None
+    session = call.session
     images, backend, params = _generation_request(call)
     forward_data = param_bool(call.body, "forwardswarmdata", False)
     request_id = str(call.service.next_request_id())
     send, receive = anyio.create_memory_object_stream[dict[str, Any]](256)
+    generation = anyio.CancelScope()
+    client = _WebSocketClient(generation)
 
     def on_progress(event: ProgressEvent) -> None:
         message = _progress_message(event, request_id, call)
@@ -182,15 +190,27 @@ async def generate_ws(call: Call) -> None:
     async def pump() -> None:
         async with receive:
             async for message in receive:
-                await ws.send_json(message)
+                if not client.gone:
+                    try:
+                        await ws.send_json(message)
+                    except (ConnectionError, RuntimeError):  # the socket broke
+                        client.left()
+
+    async def watch(*, task_status: anyio.abc.TaskStatus[anyio.CancelScope]) -> None:
+        with anyio.CancelScope() as watching:
+            task_status.started(watching)
+            async for _ in ws:  # the client sends nothing more; its close ends the loop
+                pass
+            client.left()
 
     result = None
     error: str | None = None
-    async with anyio.create_task_group() as tasks:
+    async with send, anyio.create_task_group() as tasks:
         tasks.start_soon(pump)
+        watching = await tasks.start(watch)
         await send.send(_current_status(call, live=1, waiting_backends=1))
-        with anyio.CancelScope() as scope:
-            call.session.running.add(scope)
+        with generation:
+            session.running.add(generation)
             try:
                 result = await backend.orch.generate(
                     params, images=images, user=call.user.name, on_progress=on_progress
@@ -198,7 +218,8 @@ async def generate_ws(call: Call) -> None:
             except OrchestratorError as exc:
                 error = str(exc)
             finally:
-                call.session.running.discard(scope)
+                session.running.discard(generation)
+        client.finished = True
         if result is None and error is None:
             error = "Generation session interrupted."
         if result is not None:
@@ -222,6 +243,25 @@ async def generate_ws(call: Call) -> None:
             await send.send({"error": error})
         await send.send({"socket_intention": "close"})
         await send.aclose()
+        watching.cancel()
+
+
+@dataclass
+class _WebSocketClient:
+    """Whether the client of a WebSocket generation is still there."""
+
+    generation: anyio.CancelScope
+    gone: bool = False
+    finished: bool = False
+
+    def left(self) -> None:
+        """The client closed or broke its socket: end its generation (if still running)."""
+        if self.gone:
+            return
+        self.gone = True
+        if not self.finished:
+            log.info("[RunPodServerless] a client left its WebSocket mid-generation; ended it")
+            self.generation.cancel()
 
 
 def _generation_request(call: Call) -> tuple[int, Backend, dict[str, Any]]:

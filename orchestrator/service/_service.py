@@ -26,6 +26,7 @@ from ..models import ModelRegistry
 from ._backends import Backend
 from ._config import ServiceConfig
 from ._envelope import ApiRefusalError
+from ._http import ServiceRunner
 from ._pipeline import handle_api
 from ._routes import ROUTES, SEED_ROUTES
 from ._sessions import SessionStore
@@ -82,7 +83,7 @@ class SwarmpodService:
         self._accounts: Accounts | None = None
         self._registry: ModelRegistry | None = None
         self._stack = contextlib.AsyncExitStack()
-        self._runner: web.AppRunner | None = None
+        self._runner: ServiceRunner | None = None
         self._requests = itertools.count(1)
         self.url = ""
 
@@ -153,7 +154,7 @@ class SwarmpodService:
         for backend in self.backends:
             if backend.settings.auto_refresh and backend.settings.runpod_api_key:
                 tasks.start_soon(self._auto_refresh, backend)
-        self._runner = web.AppRunner(self.app(), handler_cancellation=True)
+        self._runner = ServiceRunner(self.app(), handler_cancellation=True)
         await self._runner.setup()
         self._stack.push_async_callback(self._runner.cleanup)
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
