@@ -6,7 +6,8 @@ from what it saw, with the endpoint's two scaling facts (:class:`EndpointBilling
 
 - a worker starts ``queue_delay_s`` after the job that asked for it was queued (the queue-delay
   scaler; 0 with the request-count scaler);
-- it stops when swarmpod cancels its job, or ``idle_timeout_s`` after its job ended by itself;
+- it stops ``idle_timeout_s`` after its job ended — by itself or cancelled by swarmpod (a
+  cancel stops the job, not the worker: runpod SDK >= 1.10's per-job stop channel);
 - a job withdrawn from the queue before the worker started costs nothing.
 
 When a worker's bill closes (:meth:`WorkerBill.stop`), its billed seconds are shared among the
@@ -46,8 +47,8 @@ class EndpointBilling:
         price_per_hour: USD per GPU-hour (GpuPricePerHour).
         queue_delay_s: the queue-delay scaler's delay (RunPod default 4 s; 0 for the
             request-count scaler).
-        idle_timeout_s: the endpoint's idle timeout (RunPod default 5 s), billed after a job
-            that ends by itself.
+        idle_timeout_s: the endpoint's idle timeout (RunPod default 5 s), billed after the
+            worker's last job ends (by itself or cancelled).
     """
 
     price_per_hour: float = 0.69
@@ -162,10 +163,11 @@ class WorkerBill:
     def stop(
         self, at: float, *, ended_by_itself: bool = False, expected_boot_s: float = 0.0
     ) -> None:
-        """The worker stops being billed: cancelled at ``at``, or idle-timed-out after a job
-        that ended by itself. A job withdrawn while queued (never ready) costs nothing when it
-        went before the worker started, else the boot it caused (``expected_boot_s``) and the
-        idle timeout."""
+        """The worker's job ended at ``at`` (cancelled, or by itself): the worker stops being
+        billed once it idled out (``idle_timeout_s`` later). A job withdrawn while queued
+        (never ready) costs nothing when it went before the worker started, else the boot it
+        caused (``expected_boot_s``) and the idle timeout. ``ended_by_itself`` is kept for the
+        callers and no longer changes the bill."""
         if self.closed:
             return
         billing = self.ledger.billing
@@ -174,8 +176,7 @@ class WorkerBill:
                 self._close(at, 0.0)
                 return
             at = max(at, self.started_at + expected_boot_s)
-            ended_by_itself = True
-        stop = at + (billing.idle_timeout_s if ended_by_itself else 0.0)
+        stop = at + billing.idle_timeout_s
         raw = max(0.0, stop - self.started_at)
         self._close(stop, float(math.ceil(raw - _ROUNDING_SLACK_S)) if raw > 0 else 0.0)
 

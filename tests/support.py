@@ -13,7 +13,13 @@ import anyio
 
 from observability import Telemetry
 from orchestrator import Orchestrator, ProgressEvent, Settings
-from orchestrator.emulator import EmulatedEndpoint, Emulator, EmulatorConfig, EndpointConfig
+from orchestrator.emulator import (
+    EmulatedEndpoint,
+    EmulatedWorker,
+    Emulator,
+    EmulatorConfig,
+    EndpointConfig,
+)
 
 ENDPOINT = "test-ep"
 KEY = "test-key-0123456789"
@@ -60,6 +66,16 @@ async def world(
         settings_ = Settings.load(env={}, overrides=overrides)
         async with Orchestrator(settings_, telemetry=telemetry) as orch:
             yield World(emulator, emulator.endpoint(ENDPOINT), orch)
+
+
+async def idled_out(endpoint: EmulatedEndpoint) -> list[EmulatedWorker]:
+    """The workers still up once the endpoint's idle timeout (and a second) has passed.
+
+    swarmpod releases a worker by cancelling its job; as on RunPod (runpod SDK >= 1.10, a
+    per-job stop), the worker then idles out after the endpoint's idle timeout.
+    """
+    await anyio.sleep(endpoint.config.idle_timeout_s + 1.0)
+    return endpoint.running_workers()
 
 
 def settings_for(emulator: Emulator, **overrides: Any) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from support import world
+from support import idled_out, world
 
 from orchestrator.emulator import EmulatedEndpoint, EndpointConfig
 from orchestrator.emulator.swarm import SwarmConfig
@@ -97,5 +97,5 @@ async def test_a_v1_worker_stays_warm_for_the_idle_window_then_is_released() -> 
         assert first.cold_start and not second.cold_start
         assert second.worker_id == first.worker_id
         await anyio.sleep(62)
-        assert w.endpoint.running_workers() == []
+        assert await idled_out(w.endpoint) == []
         assert all(job.status == "CANCELLED" for job in by_action(w.endpoint, "keepalive"))  # type: ignore[attr-defined]

@@ -35,7 +35,7 @@ def test_a_bill_is_shared_boot_to_the_cold_generation_and_idle_evenly() -> None:
     warm = ledger.generation("b", user="bob", model="m")
     bill.serve(cold, execution_s=10.0)
     bill.serve(warm, execution_s=6.0)
-    bill.stop(104.0)  # cancelled: billed 100 s = 60 boot + 16 execution + 24 idle
+    bill.stop(99.0)  # cancelled, idle out at 104: billed 100 s = 60 boot + 16 execution + 24 idle
 
     assert bill.billed_s == 100
     assert (cold.boot_s, cold.execution_s, cold.idle_tail_s) == (60.0, 10.0, 12.0)
@@ -58,21 +58,25 @@ def test_a_worker_that_served_nobody_is_unattributed() -> None:
     ledger = CostLedger(EndpointBilling(queue_delay_s=0), on_settled=settled.append)
     bill = ledger.open_worker("prewarm", protocol="v2", requested_at=0.0)
     bill.ready(30.0)
-    bill.stop(90.0)
+    bill.stop(85.0)  # idles out at 90
     assert ledger.unattributed_s == 90
     assert settled == [bill]
 
 
-def test_a_job_that_ended_by_itself_bills_the_endpoint_idle_timeout_too() -> None:
+def test_a_worker_bills_the_endpoint_idle_timeout_after_its_last_job_however_it_ended() -> None:
     ledger = CostLedger(EndpointBilling(queue_delay_s=0, idle_timeout_s=5))
     bill = ledger.open_worker("w", protocol="v1", requested_at=0.0)
     bill.ready(20.0)
     bill.stop(50.0, ended_by_itself=True)
     assert bill.billed_s == 55
+    cancelled = ledger.open_worker("w2", protocol="v2", requested_at=0.0)
+    cancelled.ready(20.0)
+    cancelled.stop(50.0)  # a cancel stops the job, not the worker (runpod SDK >= 1.10)
+    assert cancelled.billed_s == 55
 
 
 def test_overlapping_generations_never_attribute_more_than_the_bill() -> None:
-    ledger = CostLedger(EndpointBilling(queue_delay_s=0))
+    ledger = CostLedger(EndpointBilling(queue_delay_s=0, idle_timeout_s=0))
     bill = ledger.open_worker("w", protocol="v2", requested_at=0.0)
     bill.ready(10.0)
     costs = [ledger.generation(str(i), user=None, model=None) for i in range(3)]

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from support import ENDPOINT, KEY, settings_for
+from support import ENDPOINT, KEY, idled_out, settings_for
 
 from orchestrator import Orchestrator, Secret, Settings
 from orchestrator.emulator import EmulatedEndpoint, Emulator, EmulatorConfig, EndpointConfig
@@ -60,7 +60,7 @@ async def test_a_start_cancels_the_lease_a_crashed_process_left_open(tmp_path: P
             assert recovery.cancelled and recovery.entry.job_id == job_id
             assert endpoint.jobs[job_id].status == "CANCELLED"
             await anyio.sleep(1)
-            assert endpoint.running_workers() == []
+            assert await idled_out(endpoint) == []
             assert all(not entry.open for entry in endpoint.ledger)
         assert LeaseJournal(state).open_entries() == []
 

@@ -12,6 +12,9 @@ import pytest
 from support import until
 
 from orchestrator.emulator import EmulatedEndpoint, Emulator, EmulatorConfig, EndpointConfig
+from orchestrator.errors import RunPodBadRequestError
+from orchestrator.runpod import JobPolicy, RunPodClient
+from orchestrator.secrets import Secret
 
 pytestmark = pytest.mark.anyio
 
@@ -138,6 +141,53 @@ async def test_a_bad_ttl_gets_400(anyio_backend: object) -> None:
     async with emulated() as (api, _):
         status, _ = await api.call("POST", "run", {"input": {}, "policy": {"ttl": "soon"}})
     assert status == 400
+
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@pytest.mark.parametrize("route", ["run", "runsync"])
+@pytest.mark.parametrize(
+    ("policy", "refused"),
+    [
+        ({"executionTimeout": 1_000}, "policy.executionTimeout must be between 5000 and"),
+        ({"executionTimeout": 4_999}, "policy.executionTimeout must be between 5000 and"),
+        ({"executionTimeout": 700_000_000}, f"and {WEEK_MS} ms, got 700000000"),
+        ({"ttl": 1_000}, "policy.ttl must be between 10000 and"),
+        ({"ttl": WEEK_MS + 1}, f"policy.ttl must be between 10000 and {WEEK_MS} ms"),
+    ],
+)
+async def test_a_policy_outside_runpods_documented_limits_gets_400_and_no_job(
+    anyio_backend: object, route: str, policy: dict[str, int], refused: str
+) -> None:
+    # RunPod: executionTimeout 5 s - 7 days, ttl 10 s - 7 days (specs/runpod-api.md §2.1)
+    async with emulated() as (api, endpoint):
+        status, answer = await api.call("POST", route, {"input": {}, "policy": policy})
+    assert status == 400
+    assert refused in answer["error"]
+    assert endpoint.jobs == {}
+
+
+async def test_the_limits_themselves_are_accepted(anyio_backend: object) -> None:
+    async with emulated() as (api, endpoint):
+        for policy in (
+            {"executionTimeout": 5_000, "ttl": 10_000},
+            {"executionTimeout": WEEK_MS, "ttl": WEEK_MS},
+        ):
+            await api.ok("POST", "run", {"input": {"action": "health"}, "policy": policy})
+    assert len(endpoint.jobs) == 2
+
+
+async def test_the_runpod_client_sees_a_refused_policy_as_a_bad_request(
+    anyio_backend: object,
+) -> None:
+    async with emulated() as (api, _), aiohttp.ClientSession() as session:
+        client = RunPodClient(
+            session, "ep", Secret("test-key"), base_url=api.base.rsplit("/", 1)[0]
+        )
+        with pytest.raises(RunPodBadRequestError) as refused:
+            await client.run({"action": "health"}, policy=JobPolicy(execution_timeout_ms=1_000))
+    assert (refused.value.status, refused.value.retryable) == (400, False)
 
 
 @pytest.mark.parametrize(("route", "retention_s"), [("run", 1800.0), ("runsync", 60.0)])

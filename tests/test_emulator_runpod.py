@@ -85,6 +85,7 @@ def test_public_names_are_exactly_the_intended_ones() -> None:
             "EndpointConfig",
             "EndpointFaults",
             "LedgerEntry",
+            "PolicyLimits",
             "RateLimits",
             "WebhookCall",
             "WorkerState",

@@ -85,8 +85,12 @@ async def test_a_120_s_cold_start_costs_no_wall_time(anyio_backend: object) -> N
     assert delay_ms(job) >= 124_000
 
 
-async def test_keepalive_blocks_until_cancel_stops_its_worker(anyio_backend: object) -> None:
-    async with emulated(EndpointConfig(min_workers=0, cold_start_s=30.0)) as (emulator, ep):
+async def test_cancel_stops_a_blocking_keepalive_and_its_worker_stays_warm(
+    anyio_backend: object,
+) -> None:
+    # runpod SDK >= 1.10 (rp_scale): the stop channel cancels that job's task, not the worker.
+    config = EndpointConfig(min_workers=0, cold_start_s=30.0, idle_timeout_s=5.0)
+    async with emulated(config) as (emulator, ep):
         job = await submit(emulator, {"input": {"action": "keepalive", "duration": 300}})
         await until(lambda: job.status == "IN_PROGRESS")
         await anyio.sleep(100)
@@ -96,14 +100,18 @@ async def test_keepalive_blocks_until_cancel_stops_its_worker(anyio_backend: obj
         assert worker.current_job_id == job.id
         answer = await cancel(emulator, job.id)
         await anyio.sleep(1)
-        assert worker.swarm.base_url is None  # its SwarmUI went down with it
+        assert states(ep) == [WorkerState.IDLE]
+        assert worker.swarm.base_url is not None  # its SwarmUI is still up: warm
+        next_job = await submit(emulator, {"input": {"action": "health"}})
+        await until(lambda: next_job.status == "COMPLETED", step_s=0.1)
+        assert next_job.worker_id == worker.id  # served warm, no boot
         await anyio.sleep(300)  # past the keepalive's end: no late result
     assert answer["status"] == "CANCELLED"
     assert job.status == "CANCELLED"
     assert job.output is None
-    assert states(ep) == [WorkerState.STOPPED]
-    assert worker.stopped_at is not None
-    assert ep.running_workers() == []
+    assert states(ep) == [WorkerState.STOPPED]  # idled out after the health job
+    assert worker.stopped_at == pytest.approx(next_job.finished_at + 5.0, abs=0.01)
+    assert len(ep.workers) == 1
 
 
 async def test_idle_timeout_stops_a_worker_and_a_job_within_it_reuses_the_worker(

@@ -11,7 +11,7 @@ import time
 import anyio
 import pytest
 from PIL import Image
-from support import ENDPOINT, KEY
+from support import ENDPOINT, KEY, idled_out
 from support import world as support_world
 
 from orchestrator import (
@@ -62,7 +62,7 @@ async def test_a_cold_start_goes_idle_to_done_and_releases_the_worker() -> None:
         (keepalive,) = jobs_by_action(w.endpoint, "keepalive")
         assert keepalive.status == "CANCELLED"
         assert all(job.status in {"COMPLETED", "CANCELLED"} for job in w.endpoint.jobs.values())
-        assert w.endpoint.running_workers() == []
+        assert await idled_out(w.endpoint) == []
         assert result.timings.startup >= 45.0
         assert result.runpod_delay_ms is not None and result.runpod_delay_ms >= 45_000
         assert result.worker_id == keepalive.worker_id
@@ -112,7 +112,7 @@ async def test_a_generation_past_its_timeout_fails_in_generating_and_releases() 
         assert releasing.elapsed - generating.elapsed == pytest.approx(30.0, abs=0.01)
         (keepalive,) = jobs_by_action(w.endpoint, "keepalive")
         assert keepalive.status == "CANCELLED"
-        assert w.endpoint.running_workers() == []
+        assert await idled_out(w.endpoint) == []
 
 
 async def test_a_caller_cancelling_mid_generation_still_releases_the_worker() -> None:
@@ -126,7 +126,7 @@ async def test_a_caller_cancelling_mid_generation_still_releases_the_worker() ->
         assert Stage.GENERATING in [e.stage for e in w.events]
         (keepalive,) = jobs_by_action(w.endpoint, "keepalive")
         assert keepalive.status == "CANCELLED"
-        assert w.endpoint.running_workers() == []
+        assert await idled_out(w.endpoint) == []
         assert w.orch.admission.in_flight == 0
 
 
@@ -176,7 +176,7 @@ async def test_a_swarmui_error_fails_with_swarmuis_own_text() -> None:
         with pytest.raises(GenerationFailedError, match="out of VRAM") as caught:
             await w.orch.generate(PARAMS)
         assert caught.value.phase is Phase.GENERATING
-        assert w.endpoint.running_workers() == []
+        assert await idled_out(w.endpoint) == []
 
 
 async def test_a_reply_without_images_is_the_seeds_no_images_error() -> None:
@@ -244,7 +244,7 @@ async def test_max_concurrent_two_with_five_requests_never_exceeds_two() -> None
         assert peak == 2
         keepalives = jobs_by_action(w.endpoint, "keepalive")
         assert keepalives and all(job.status == "CANCELLED" for job in keepalives)
-        assert w.endpoint.running_workers() == []
+        assert await idled_out(w.endpoint) == []
 
 
 async def test_concurrent_generations_share_one_v1_worker() -> None:
@@ -265,7 +265,7 @@ async def test_concurrent_generations_share_one_v1_worker() -> None:
         (keepalive,) = jobs_by_action(w.endpoint, "keepalive")
         assert keepalive.status == "CANCELLED"
         assert len(w.endpoint.workers) == 1
-        assert w.endpoint.running_workers() == []
+        assert await idled_out(w.endpoint) == []
 
 
 async def test_a_generation_arriving_while_the_worker_is_held_reuses_it_warm() -> None:
@@ -292,7 +292,7 @@ async def test_a_generation_arriving_while_the_worker_is_held_reuses_it_warm() -
         assert results["second"].timings.startup < 1.0
         assert results["second"].runpod_delay_ms is None
         assert len(jobs_by_action(w.endpoint, "wakeup")) == 1
-        assert w.endpoint.running_workers() == []
+        assert await idled_out(w.endpoint) == []
 
 
 async def test_the_orchestrator_requires_an_endpoint_id() -> None:
@@ -320,4 +320,4 @@ async def test_a_worker_held_past_its_keepalive_is_renewed_on_the_same_worker() 
         assert {job.status for job in keepalives} == {"COMPLETED", "CANCELLED"}
         assert {job.worker_id for job in keepalives} == {results[0].worker_id}
         assert len(w.endpoint.workers) == 1
-        assert w.endpoint.running_workers() == []
+        assert await idled_out(w.endpoint) == []

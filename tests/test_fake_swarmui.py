@@ -159,6 +159,32 @@ async def test_03_get_on_an_api_route_redirects_to_no_get_api() -> None:
         assert "json" not in response.content_type
 
 
+async def test_the_root_redirects_to_the_ui_as_swarmui_does() -> None:
+    # SwarmUI: WebApp.MapGet("/", () => Results.Redirect("/Text2Image")); health checks (the
+    # HartsyAI worker's `health` and keepalive pings) GET the root without following redirects.
+    async with swarm() as s:
+        root = await s.http.get(f"{s.url}/", allow_redirects=False)
+        root.release()
+        assert (root.status, root.headers["Location"]) == (302, "/Text2Image")
+        async with s.http.get(f"{s.url}/") as page:
+            assert (page.status, page.url.path, page.content_type) == (
+                200,
+                "/Text2Image",
+                "text/html",
+            )
+
+
+async def test_the_root_is_behind_the_same_authorization_as_the_api() -> None:
+    async with swarm(SwarmConfig(required_authorization="Bearer k")) as s:
+        refused = await s.http.get(f"{s.url}/", allow_redirects=False)
+        refused.release()
+        admitted = await s.http.get(
+            f"{s.url}/", allow_redirects=False, headers={"Authorization": "Bearer k"}
+        )
+        admitted.release()
+    assert (refused.status, admitted.status) == (401, 302)
+
+
 async def test_04_wrong_content_type_and_empty_body_are_refused() -> None:
     async with swarm() as s:
         url = f"{s.url}/API/GetNewSession"

@@ -31,6 +31,7 @@ from orchestrator.emulator import (
     Emulator,
     EmulatorConfig,
     EndpointConfig,
+    PolicyLimits,
     WorkerState,
 )
 
@@ -264,26 +265,35 @@ async def test_refresh_worker_gets_a_fresh_process_after_each_job() -> None:
         assert boot_s > first["delayTime"] / 1000 + 0.5  # the second boot is billed too
 
 
-async def test_cancel_stops_the_running_job_and_its_worker() -> None:
-    async with hosting(ep=handler_endpoint("async_handler.py")) as emulator:
+async def test_cancel_stops_the_running_job_alone_and_the_worker_serves_on_warm() -> None:
+    # runpod SDK 1.12 rp_scale.monitor_stop_signals: the stop channel cancels that job's task;
+    # the worker process goes on taking jobs until it idles out.
+    ep = handler_endpoint("async_handler.py", idle_timeout_s=3.0)
+    async with hosting(ep=ep) as emulator:
         endpoint = emulator.endpoint("ep")
         job_id = await submit(emulator, "ep", {"input": {"n": 1, "sleep_s": 60}})
         running = await wait_status(emulator, "ep", job_id, lambda job: "output" in job)
         assert running["output"] == {"sleeping": 60}  # the handler runs (not just queued)
         worker = only_worker(endpoint)
+        pid = worker.process_id
         cancelled = await call(emulator, "POST", f"ep/cancel/{job_id}")
         assert cancelled["status"] == "CANCELLED"
-        assert worker.state is WorkerState.STOPPED
-        await until(lambda: bool(worker.exit_codes))
-        # the SDK stopped the job (jobsToStop) and exited on SIGTERM before the grace ran out
-        assert worker.exit_codes == [0]
-        assert live_processes(worker.process_id) == []
+        assert worker.state is WorkerState.IDLE
+        next_id = await submit(emulator, "ep", {"input": {"n": 21}})
+        served = await finished(emulator, "ep", next_id)
+        assert served["output"] == {"doubled": 42}
+        assert served["workerId"] == worker.id and worker.process_id == pid  # same process
         assert (await call(emulator, "GET", f"ep/status/{job_id}"))["status"] == "CANCELLED"
-        assert endpoint.health()["workers"]["running"] == 0
+        await until(lambda: bool(worker.exit_codes))  # idled out, then stopped
+        assert worker.state is WorkerState.STOPPED
+        assert worker.exit_codes == [0]
+        assert live_processes(pid) == []
+        assert len(endpoint.workers) == 1
 
 
 async def test_execution_timeout_times_out_the_job_and_stops_the_worker() -> None:
-    async with hosting(ep=handler_endpoint("async_handler.py")) as emulator:
+    quick = PolicyLimits(execution_timeout_ms=(1_500, 604_800_000))  # RunPod's minimum is 5 s
+    async with hosting(ep=handler_endpoint("async_handler.py", policy_limits=quick)) as emulator:
         policy = {"executionTimeout": 1500}
         job_id = await submit(emulator, "ep", {"input": {"n": 1, "sleep_s": 60}, "policy": policy})
         timed_out = await finished(emulator, "ep", job_id)

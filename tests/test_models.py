@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from support import ENDPOINT, World, world
+from support import ENDPOINT, World, idled_out, world
 
 from orchestrator.emulator import EmulatedEndpoint, EndpointConfig
 from orchestrator.emulator.swarm import DEFAULT_MODELS, FakeSwarmUI, ModelSpec, SwarmConfig
@@ -198,7 +198,7 @@ async def test_refresh_wakes_one_worker_gives_it_back_and_persists(tmp_path: Pat
         assert w.orch.status().busy == 0
         assert len(w.endpoint.running_workers()) == 1  # warm for the idle window
         await anyio.sleep(31)
-        assert w.endpoint.running_workers() == []
+        assert await idled_out(w.endpoint) == []
 
         jobs = len(w.endpoint.jobs)
         restarted = ModelRegistry(path)  # a restart reads the catalog, waking nothing

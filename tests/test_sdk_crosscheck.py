@@ -32,6 +32,7 @@ from orchestrator.emulator import (
     Emulator,
     EmulatorConfig,
     EndpointConfig,
+    PolicyLimits,
     RateLimits,
     WorkerState,
 )
@@ -48,6 +49,8 @@ QUICK: Final = EndpointConfig(
     scaler="request_count",  # a worker starts as soon as a job arrives
     cold_start_s=0.5,  # long enough for status() to see IN_QUEUE
     idle_timeout_s=60.0,
+    # the policy flow times a job out after 500 ms of real time, below RunPod's 5 s minimum
+    policy_limits=PolicyLimits(execution_timeout_ms=(500, 604_800_000)),
 )
 TIGHT: Final = EndpointConfig(
     max_workers=0,  # jobs only queue: this endpoint is for the rate limiter
@@ -313,7 +316,7 @@ def test_stream_of_a_cancelled_job_never_ends_in_the_sdk(crosscheck: CrossCheck)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_cancel_stops_a_running_keepalive_and_its_worker(
+def test_cancel_stops_a_running_keepalive_and_its_worker_stays_up(
     crosscheck: CrossCheck, client: str
 ) -> None:
     cancel = crosscheck.observed(client, "cancel")
@@ -325,8 +328,11 @@ def test_cancel_stops_a_running_keepalive_and_its_worker(
     endpoint = crosscheck.endpoint(client)
     worker = next(w for w in endpoint.workers if w.id == job.worker_id)
     assert job.status == "CANCELLED"
-    assert worker.state is WorkerState.STOPPED
-    assert worker not in endpoint.running_workers()
+    assert job.id not in worker.job_ids
+    # a per-job stop (SDK >= 1.10): the worker went on, idle, until its idle timeout at least
+    assert job.finished_at is not None
+    idled_out_at = job.finished_at + endpoint.config.idle_timeout_s
+    assert worker.stopped_at is None or worker.stopped_at >= idled_out_at - 0.01
 
 
 # -- input wrapping (§5.1, §8 item 28) -------------------------------------------------------

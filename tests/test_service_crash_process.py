@@ -40,7 +40,7 @@ MASTER_KEY = Fernet.generate_key().decode()
 SLOW = EndpointConfig(
     protocol="v2",
     cold_start_s=0.3,
-    idle_timeout_s=60.0,
+    idle_timeout_s=1.0,  # a cancelled lease's worker idles out after it
     queue_delay_s=0.0,
     swarm=SwarmConfig(seconds_per_step=5.0),
 )

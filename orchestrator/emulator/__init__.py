@@ -17,6 +17,7 @@ Beyond RunPod's routes it serves one emulator-only debug route,
 
 from ._config import EmulatorConfig as EmulatorConfig
 from ._config import EndpointConfig as EndpointConfig
+from ._config import PolicyLimits as PolicyLimits
 from ._emulator import Emulator as Emulator
 from ._endpoint import EmulatedEndpoint as EmulatedEndpoint
 from ._faults import EndpointFaults as EndpointFaults
@@ -36,6 +37,7 @@ __all__ = [
     "EndpointConfig",
     "EndpointFaults",
     "LedgerEntry",
+    "PolicyLimits",
     "RateLimits",
     "WebhookCall",
     "WorkerState",

@@ -12,7 +12,7 @@ from orchestrator.emulator.swarm import SwarmConfig
 
 from ._ratelimit import RateLimits
 
-__all__ = ["HANDLER_PROTOCOL_ENV", "Duration", "EmulatorConfig", "EndpointConfig"]
+__all__ = ["HANDLER_PROTOCOL_ENV", "Duration", "EmulatorConfig", "EndpointConfig", "PolicyLimits"]
 
 Duration = float | tuple[float, float]
 """A fixed time in seconds, or a ``(low, high)`` range drawn uniformly from the seeded RNG."""
@@ -45,6 +45,36 @@ def _duration(value: object, name: str) -> Duration:
     if math.isnan(value) or value < 0:
         raise ValueError(f"{name} must be >= 0")
     return float(value)
+
+
+_WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class PolicyLimits:
+    """The bounds RunPod puts on a job's ``policy`` (ms, inclusive); a value outside gets 400.
+
+    RunPod's documentation (send-requests, endpoint-configurations): ``executionTimeout``
+    5 s to 7 days, ``ttl`` 10 s to 7 days (specs/runpod-api.md §2.1, §3). Tests that need a
+    short timeout on the real clock may lower a bound; the default is RunPod's.
+
+    >>> PolicyLimits().refusal("ttl", 1_000)
+    'policy.ttl must be between 10000 and 604800000 ms, got 1000'
+
+    Attributes:
+        execution_timeout_ms: (lowest, highest) ``policy.executionTimeout``.
+        ttl_ms: (lowest, highest) ``policy.ttl``.
+    """
+
+    execution_timeout_ms: tuple[int, int] = (5_000, _WEEK_MS)
+    ttl_ms: tuple[int, int] = (10_000, _WEEK_MS)
+
+    def refusal(self, name: str, value: int) -> str | None:
+        """Why ``value`` of ``policy.<name>`` is refused, or None when it is within bounds."""
+        low, high = self.execution_timeout_ms if name == "executionTimeout" else self.ttl_ms
+        if low <= value <= high:
+            return None
+        return f"policy.{name} must be between {low} and {high} ms, got {value}"
 
 
 @dataclass(frozen=True)
@@ -86,6 +116,7 @@ class EndpointConfig:
         webhook_retries: further webhook attempts after a delivery that did not get a 200.
         webhook_retry_delay_s: the pause between webhook attempts.
         rate_limits: per-route token buckets (HTTP 429 with ``Retry-After``); None = no limits.
+        policy_limits: the accepted ranges of ``policy.executionTimeout`` and ``policy.ttl``.
         proxy_urls: workers report ``https://{worker_id}-7801.proxy.runpod.net`` as their
             public URL, as RunPod's proxy names them (runpod-api.md §4.6); a client reaches
             them through :meth:`Emulator.proxy_middleware`. False = ``http://127.0.0.1:PORT``.
@@ -125,6 +156,7 @@ class EndpointConfig:
     webhook_retries: int = 2
     webhook_retry_delay_s: float = 10.0
     rate_limits: RateLimits | None = field(default_factory=RateLimits)
+    policy_limits: PolicyLimits = field(default_factory=PolicyLimits)
     proxy_urls: bool = False
     handler_command: tuple[str, ...] | None = None
     handler_env: Mapping[str, str] = field(default_factory=dict, hash=False)

@@ -150,9 +150,10 @@ class EmulatedEndpoint:
         return self._queue.retry(job)
 
     def cancel(self, job: EmulatedJob) -> None:
-        """Cancel a job: a queued one is never taken; a running one's worker is stopped.
+        """Cancel a job: a queued one is never taken; a running one stops alone.
 
-        A hosted worker also finds the job on its stop channel (``jobsToStop``).
+        The worker stays up (runpod SDK >= 1.10's per-job stop): it serves on or idles out. A
+        hosted worker finds the job on its stop channel (``jobsToStop``).
         """
         self._queue.cancel(job)
 

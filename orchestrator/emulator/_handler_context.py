@@ -43,5 +43,5 @@ class HandlerContext:
         self._queue.report_progress(self.job.id, output)
 
     def cancel(self) -> None:
-        """Cancel the job as ``/cancel`` does: its worker (so this handler too) is stopped."""
+        """Cancel the job as ``/cancel`` does: this handler is stopped, its worker goes idle."""
         self._queue.cancel(self.job)

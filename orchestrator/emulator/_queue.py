@@ -91,9 +91,13 @@ class JobQueue:
         return True
 
     def cancel(self, job: EmulatedJob) -> None:
-        """Cancel a job: a queued one is never taken; a running one's worker is stopped.
+        """Cancel a job: a queued one is never taken; a running one is stopped alone.
 
-        A hosted worker also finds the job on its stop channel (``jobsToStop``).
+        As with runpod SDK >= 1.10 (``rp_scale``: the stop channel cancels that job's task),
+        the worker stays up, idle, and goes on serving or idles out after the endpoint's idle
+        timeout. A hosted worker finds the job on its stop channel (``jobsToStop``); a
+        built-in worker's handler is cancelled. (A hosted *synchronous* handler cannot be
+        interrupted by the SDK: its process runs on, and the worker idles out under it.)
         """
         board = self._board
         if job.state is JobStatus.IN_QUEUE:
@@ -103,8 +107,21 @@ class JobQueue:
             board.finish(job, JobStatus.CANCELLED)
             worker = board.worker_by_id(job.worker_id)
             if worker is not None and worker.live:
-                worker.stop_job_ids.append(job.id)
-                board.stop_worker(worker, f"its job {job.id} was cancelled")
+                self.stop_job(worker, job.id)
+
+    def stop_job(self, worker: EmulatedWorker, job_id: str) -> None:
+        """Stop ``job_id`` on ``worker`` and free the worker of it (IDLE when nothing is left)."""
+        board = self._board
+        if board.config.handler_command is not None:
+            worker.stop_job_ids.append(job_id)
+        scope = worker.job_scopes.get(job_id)
+        if scope is not None:
+            scope.cancel()
+        if job_id in worker.job_ids:
+            worker.job_ids.remove(job_id)
+            if not worker.job_ids and worker.state is WorkerState.RUNNING:
+                worker.state = WorkerState.IDLE
+        board.notify()
 
     def purge(self) -> int:
         """Remove every queued job (they are forgotten, as on RunPod); return how many."""

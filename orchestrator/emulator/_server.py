@@ -19,6 +19,7 @@ from aiohttp import web
 
 from orchestrator.secrets import Secret
 
+from ._config import PolicyLimits
 from ._endpoint import EmulatedEndpoint
 from ._faults import DropAfterAnswer, DropConnection, HttpFault, Latency, MalformedBody
 from ._jobs import EmulatedJob
@@ -140,7 +141,7 @@ def _drop(request: web.Request) -> web.Response:
 
 
 async def _read_job_request(
-    request: web.Request, route: str
+    request: web.Request, route: str, limits: PolicyLimits
 ) -> tuple[Any, dict[str, Any], str | None] | web.Response:
     raw = await request.read()
     if len(raw) > _MAX_BODY[route]:
@@ -155,12 +156,15 @@ async def _read_job_request(
     webhook = body.get("webhook")
     if not isinstance(policy, dict) or not (webhook is None or isinstance(webhook, str)):
         return _error(400, "'policy' must be an object and 'webhook' a string")
-    timeout = policy.get("executionTimeout")
-    if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
-        return _error(400, "policy.executionTimeout must be a positive integer (ms)")
-    ttl = policy.get("ttl")
-    if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0):
-        return _error(400, "policy.ttl must be a positive integer (ms)")
+    for name in ("executionTimeout", "ttl"):
+        value = policy.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            return _error(400, f"policy.{name} must be a positive integer (ms)")
+        refusal = limits.refusal(name, value)
+        if refusal is not None:
+            return _error(400, refusal)
     return body["input"], policy, webhook
 
 
@@ -173,7 +177,7 @@ def _job_of(request: web.Request, endpoint: EmulatedEndpoint) -> EmulatedJob | N
 
 
 async def _run(request: web.Request, endpoint: EmulatedEndpoint) -> web.Response:
-    parsed = await _read_job_request(request, "run")
+    parsed = await _read_job_request(request, "run", endpoint.config.policy_limits)
     if isinstance(parsed, web.Response):
         return parsed
     job = endpoint.submit(*parsed, sync=False)
@@ -187,7 +191,7 @@ async def _runsync(request: web.Request, endpoint: EmulatedEndpoint) -> web.Resp
         wait_ms = int(request.query.get("wait", default))
     except ValueError:
         return _error(400, "wait must be an integer (ms)")
-    parsed = await _read_job_request(request, "runsync")
+    parsed = await _read_job_request(request, "runsync", endpoint.config.policy_limits)
     if isinstance(parsed, web.Response):
         return parsed
     job = endpoint.submit(*parsed, sync=True)

@@ -1,7 +1,8 @@
 """The v1 worker handler (HartsyAI ``rp_handler.py``): wakeup, ready, health, keepalive, shutdown.
 
 Outputs follow specs/worker-protocols.md. The handler runs inside its worker's task, so
-stopping the worker (cancel, execution timeout) interrupts a blocking ``keepalive``.
+cancelling its job (or stopping the worker: execution timeout) interrupts a blocking
+``keepalive``.
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ async def _lease(context: HandlerContext, inputs: Mapping[str, Any]) -> dict[str
         with anyio.move_on_after(math.inf if cancel_after_s is None else cancel_after_s) as fault:
             ended = await _hold(swarm, terms, started)
         if fault.cancelled_caught:
-            context.cancel()  # stops this worker, so this handler too
+            context.cancel()  # stops this job, so this handler too (the worker goes idle)
             await checkpoint()
             ended = "cancelled"
         return {

@@ -89,6 +89,8 @@ class EmulatedWorker:
         last_ping_at: when it last pinged; ``ping_job_ids`` the job ids that ping carried.
         pings: how many pings it sent.
         stop_job_ids: jobs its stop channel has still to hand out (``jobsToStop``).
+        job_scopes: the cancel scope of each job its built-in handler runs (a per-job stop
+            cancels only that job, as the SDK's stop channel does).
         recycle: it asked to be recycled (``stopPod``); a fresh process replaces this one.
         exit_codes: exit code of each of its processes that ended, in order.
     """
@@ -120,6 +122,7 @@ class EmulatedWorker:
         self.ping_job_ids: tuple[str, ...] = ()
         self.pings = 0
         self.stop_job_ids: list[str] = []
+        self.job_scopes: dict[str, anyio.CancelScope] = {}
         self.recycle = False
         self.exit_codes: list[int] = []
         self.phase_seconds = {"boot": 0.0, "execution": 0.0, "idle": 0.0}

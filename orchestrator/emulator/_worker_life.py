@@ -202,17 +202,23 @@ class WorkerLife:
         deaths = board.faults.worker_deaths
         dies_after_s = deaths.popleft() if deaths else math.inf
         outcome: Outcome | None = None
-        with anyio.move_on_after(timeout_s):
-            with anyio.move_on_after(dies_after_s) as death:
-                handler = builtin_handler(board.config.protocol)
-                context = HandlerContext(worker, job, faults=board.faults, queue=self._queue)
-                try:
-                    outcome = outcome_of_value(await handler(context))
-                except Exception as exc:
-                    outcome = outcome_of_exception(exc, worker_id=worker.id)
-            if death.cancelled_caught:
-                self.kill_worker(worker.id, "injected fault: died mid-job")
-                return False
+        stopped = worker.job_scopes[job.id] = anyio.CancelScope()
+        try:
+            with anyio.move_on_after(timeout_s):
+                with anyio.move_on_after(dies_after_s) as death, stopped:
+                    handler = builtin_handler(board.config.protocol)
+                    context = HandlerContext(worker, job, faults=board.faults, queue=self._queue)
+                    try:
+                        outcome = outcome_of_value(await handler(context))
+                    except Exception as exc:
+                        outcome = outcome_of_exception(exc, worker_id=worker.id)
+                if death.cancelled_caught:
+                    self.kill_worker(worker.id, "injected fault: died mid-job")
+                    return False
+        finally:
+            del worker.job_scopes[job.id]
+        if stopped.cancelled_caught:  # cancelled alone (JobQueue.stop_job): the worker goes on
+            return True
         if outcome is None:
             if job.state is JobStatus.IN_PROGRESS:
                 board.finish(job, JobStatus.TIMED_OUT)

@@ -8,7 +8,8 @@ test hooks; the parts, each one job, share one :class:`~._state.SwarmState`:
 - the route groups: :mod:`._routes_session` (§2.1, §3.3, §3.4), :mod:`._routes_generate`
   (§3.1), :mod:`._routes_models` (§5.1, §5.2), :mod:`._routes_backends` (§5.3),
   :mod:`._routes_keys` (§7) and :mod:`._routes_runpod` (the RunPod extension, §8);
-- :mod:`._view`: generated outputs under ``/View``.
+- :mod:`._view`: generated outputs under ``/View``;
+- :mod:`._pages`: ``GET /`` (a redirect, as health checks expect) and the UI page.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aiohttp import web
 from ._auth import make_token
 from ._config import SwarmConfig, SwarmFaults
 from ._gateway import Gateway, GatewayState
+from ._pages import serve_generate_page, serve_root
 from ._pipeline import Handler, authorization_middleware, serve_http
 from ._routes_backends import BACKEND_ROUTES
 from ._routes_generate import GENERATE_ROUTES
@@ -88,6 +90,8 @@ class FakeSwarmUI:
         self.app = web.Application(middlewares=[authorization_middleware(config, self._gateway)])
         self.app.router.add_route("*", "/API/{route}", self._api)
         self.app.router.add_get("/View/{path:.+}", self._view)
+        self.app.router.add_get("/", serve_root)
+        self.app.router.add_get("/Text2Image", serve_generate_page)
 
     def __repr__(self) -> str:
         return f"FakeSwarmUI(worker_id={self.worker_id!r}, base_url={self.base_url!r})"
