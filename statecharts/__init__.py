@@ -7,15 +7,23 @@ from statemachine.exceptions import TransitionNotAllowed as TransitionNotAllowed
 
 from ._recorder import PathRecorder as PathRecorder
 from ._recorder import StateVisit as StateVisit
+from ._runtime import Chart as Chart
 from .generation import GenerationChart as GenerationChart
+from .generation import GenerationStates as GenerationStates
 from .generation import Outcome as Outcome
 from .lease import LeaseChart as LeaseChart
+from .worker import WorkerChart as WorkerChart
+from .worker import WorkerStates as WorkerStates
 
 __all__ = [
+    "Chart",
     "GenerationChart",
+    "GenerationStates",
     "LeaseChart",
     "Outcome",
     "PathRecorder",
     "StateVisit",
     "TransitionNotAllowed",
+    "WorkerChart",
+    "WorkerStates",
 ]

@@ -10,8 +10,10 @@
      any non-final state ──timeout / error / cancel──▶ ShuttingDown ──released──▶ Failed | Cancelled
 
 The chart does no I/O and reads no clock: the engine's anyio tasks do the work and ``send()``
-the outcome in. ``ShuttingDown`` means "give the worker back"; it is entered on every path, so
-no worker is left billing. Which final state ``released`` leads to depends on the event that
+the outcome in. :class:`GenerationStates` declares it (python-statemachine: the diagrams are
+drawn from it); :class:`GenerationChart` runs it, light enough to make one per generation.
+``ShuttingDown`` means "give the worker back"; it is entered on every path, so no worker is
+left billing. Which final state ``released`` leads to depends on the event that
 entered ``ShuttingDown``: ``release`` → Done, ``cancel`` → Cancelled, ``timeout``/``error`` →
 Failed. Events that the current state does not allow raise ``TransitionNotAllowed``.
 
@@ -25,11 +27,14 @@ Failed. Events that the current state does not allow raise ``TransitionNotAllowe
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from typing import Any
 
 from statemachine import State, StateMachine
 
-__all__ = ["GenerationChart", "Outcome"]
+from ._runtime import Chart
+
+__all__ = ["GenerationChart", "GenerationStates", "Outcome"]
 
 
 class Outcome(enum.StrEnum):
@@ -40,8 +45,8 @@ class Outcome(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-class GenerationChart(StateMachine):
-    """States and events of one generation (see the module docstring for the picture).
+class GenerationStates(StateMachine):
+    """States and events of one generation, declared (see the module docstring for the picture).
 
     Attributes:
         outcome: set when ShuttingDown is entered; None before.
@@ -65,27 +70,9 @@ class GenerationChart(StateMachine):
     generate = ready.to(generating)
     release = generating.to(shutting_down)
 
-    timeout = (
-        idle.to(shutting_down)
-        | waking.to(shutting_down)
-        | polling.to(shutting_down)
-        | ready.to(shutting_down)
-        | generating.to(shutting_down)
-    )
-    error = (
-        idle.to(shutting_down)
-        | waking.to(shutting_down)
-        | polling.to(shutting_down)
-        | ready.to(shutting_down)
-        | generating.to(shutting_down)
-    )
-    cancel = (
-        idle.to(shutting_down)
-        | waking.to(shutting_down)
-        | polling.to(shutting_down)
-        | ready.to(shutting_down)
-        | generating.to(shutting_down)
-    )
+    timeout = shutting_down.from_(idle, waking, polling, ready, generating)
+    error = shutting_down.from_(idle, waking, polling, ready, generating)
+    cancel = shutting_down.from_(idle, waking, polling, ready, generating)
 
     released = (
         shutting_down.to(done, cond="succeeded")
@@ -131,3 +118,19 @@ class GenerationChart(StateMachine):
     def on_error(self, failure: BaseException | None = None) -> None:
         self.outcome = Outcome.FAILED
         self.failure = failure
+
+
+class GenerationChart(Chart):
+    """One generation's chart: :class:`GenerationStates`, run light (one per generation).
+
+    Attributes:
+        outcome: set when ShuttingDown is entered; None before.
+        failure: the exception passed with ``timeout``/``error`` (``failure=...``), if any.
+    """
+
+    declared = GenerationStates
+
+    def __init__(self, listeners: Iterable[Any] = ()) -> None:
+        self.outcome: Outcome | None = None
+        self.failure: BaseException | None = None
+        super().__init__(listeners)

@@ -41,12 +41,16 @@ PUBLIC = {
         "WorkerNotReadyError",
     },
     "statecharts": {
+        "Chart",
         "GenerationChart",
+        "GenerationStates",
         "LeaseChart",
         "Outcome",
         "PathRecorder",
         "StateVisit",
         "TransitionNotAllowed",
+        "WorkerChart",
+        "WorkerStates",
     },
     "observability.diagrams": {"mermaid", "svg", "write_diagrams"},
     "orchestrator.replay": {

@@ -8,13 +8,16 @@ from typing import Final
 from statemachine.contrib.diagram import MermaidGraphMachine
 
 import statecharts
-from statecharts import GenerationChart, LeaseChart
+from statecharts import GenerationStates, LeaseChart
 
 from ._svg import svg
 
 __all__ = ["CHARTS", "DIAGRAM_DIR", "mermaid", "write_diagrams"]
 
-CHARTS: Final[dict[str, type]] = {"generation": GenerationChart, "lease": LeaseChart}
+CHARTS: Final[dict[str, type]] = {
+    "generation": GenerationStates,
+    "lease": LeaseChart,
+}
 """Every chart drawn, by file name."""
 DIAGRAM_DIR: Final = Path(statecharts.__file__).parent / "diagrams"
 """Where the committed diagrams live, beside the charts they picture."""
