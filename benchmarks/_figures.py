@@ -187,8 +187,8 @@ class Summary:
         regime: ``flashboot`` or ``cold``.
         policy: the policy's name.
         seeds: how many seeds.
-        requests: requests per run.
-        ok: requests served (worst: the fewest).
+        requests: requests per run (the first seed's; the interactive trace's vary by seed).
+        failed: requests that got no image (worst: the most).
         billed_s: GPU-seconds billed.
         floor_s: the cost floor.
         ratio: billed over the cost floor.
@@ -208,7 +208,7 @@ class Summary:
     policy: str
     seeds: int
     requests: int
-    ok: Spread
+    failed: Spread
     billed_s: Spread
     floor_s: Spread
     ratio: Spread
@@ -254,7 +254,7 @@ def summarise(runs: Sequence[Run]) -> tuple[Summary, ...]:
                 policy=policy,
                 seeds=len(group),
                 requests=group[0].requests,
-                ok=Spread.of([r.ok for r in group], worst=min),
+                failed=Spread.of([r.requests - r.ok for r in group]),
                 billed_s=Spread.of([r.billed_s for r in group]),
                 floor_s=Spread.of([r.floor.total_s for r in group], worst=min),
                 ratio=Spread.of([r.ratio for r in group]),

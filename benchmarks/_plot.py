@@ -46,7 +46,7 @@ text.label.front { font-weight: 600; }
 .p95 { fill: #fff; stroke: #9aa5b1; stroke-width: 1; }
 .floor { stroke: #c92a2a; stroke-width: 2; }
 """
-_COST_TICKS: Final = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0)
+_COST_TICKS: Final = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0)
 _LATENCY_TICKS: Final = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
 

@@ -17,7 +17,7 @@ __all__ = ["Report", "markdown", "table"]
 _REGIMES = {"flashboot": "FlashBoot granted", "cold": "FlashBoot never (every start cold)"}
 _HEADERS = (
     "policy",
-    "ok (worst)",
+    "failed",
     "GPU-s",
     "x floor",
     "worst",
@@ -61,12 +61,12 @@ def _seconds(value: float) -> str:
 
 def _cells(summary: Summary) -> tuple[str, ...]:
     per_cold = summary.calls_per_cold
-    ok = f"{summary.ok.median:g}/{summary.requests}"
-    if summary.ok.worst < summary.requests:
-        ok += f" ({summary.ok.worst:g})"
+    failed = f"{summary.failed.median:g}"
+    if summary.failed.worst > summary.failed.median:
+        failed += f" ({summary.failed.worst:g})"
     return (
         summary.policy,
-        ok,
+        failed,
         f"{summary.billed_s.median:.0f}",
         f"{summary.ratio.median:.2f}",
         f"{summary.ratio.worst:.2f}",
