@@ -13,6 +13,7 @@ BENCHMARKS = (
     "benchmarks.lease_policies",
     "benchmarks.engine_overhead",
     "benchmarks.tracing_overhead",
+    "benchmarks.virtual_time",
 )
 
 

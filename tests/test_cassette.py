@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,16 +103,14 @@ async def test_a_recording_replays_to_the_same_outcome_with_the_emulator_gone(
 
 
 @pytest.mark.anyio
-async def test_the_committed_90_s_cold_start_replays_in_well_under_a_second() -> None:
+async def test_the_committed_90_s_cold_start_replays_on_the_virtual_clock() -> None:
+    """Its wall-clock time is measured by ``make bench`` (benchmarks/virtual_time.py)."""
     cassette = load_cassette(FIXTURE)
     assert cassette.duration > 90
 
-    wall = time.perf_counter()
     report = await replay_cassette(cassette)
-    wall = time.perf_counter() - wall
 
     assert report.passed, report.render()
-    assert wall < 1.0
     assert report.outcomes[0].path[:3] == ("Idle", "Waking", "Polling")
     assert float(report.timeline[-1].split("s")[0]) > 90
 

@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 import anyio
 import pytest
+from support import ENDPOINT, KEY, settings_for
 
 from observability import CostLedger, EndpointBilling, Telemetry
 from orchestrator import GenerationResult, Orchestrator, OrchestratorError
 from orchestrator.emulator import Emulator, EmulatorConfig, EndpointConfig
-from tests.support import ENDPOINT, KEY, settings_for
 
 MODEL = "OfficialStableDiffusion/sd_xl_base_1.0.safetensors"
 pytestmark = pytest.mark.anyio

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -76,12 +75,11 @@ async def test_wakeup_completes_after_queue_delay_plus_cold_start(anyio_backend:
     assert worker.flashboot is False
 
 
-async def test_a_120_s_cold_start_costs_no_wall_time(anyio_backend: object) -> None:
-    wall_started = time.perf_counter()
+async def test_a_120_s_cold_start_runs_on_the_virtual_clock(anyio_backend: object) -> None:
+    """Its wall-clock time is measured by ``make bench`` (benchmarks/virtual_time.py)."""
     async with emulated(EndpointConfig(cold_start_s=120.0)) as (emulator, _):
         job = await submit(emulator, {"input": {"action": "wakeup"}})
         await until(lambda: job.status == "COMPLETED")
-    assert time.perf_counter() - wall_started < 1.0
     assert delay_ms(job) >= 124_000
 
 

@@ -6,7 +6,6 @@ Every test runs in looptime's virtual time: cold starts of minutes cost millisec
 from __future__ import annotations
 
 import io
-import time
 
 import anyio
 import pytest
@@ -72,13 +71,11 @@ async def test_a_cold_start_goes_idle_to_done_and_releases_the_worker() -> None:
         assert Stage.BOOTING in stages and Stage.GENERATING in stages
 
 
-async def test_a_120_s_cold_start_costs_well_under_a_second_of_wall_time() -> None:
-    wall_start = time.perf_counter()
+async def test_a_120_s_cold_start_generates_on_the_virtual_clock() -> None:
+    """Its wall-clock time is measured by ``make bench`` (benchmarks/virtual_time.py)."""
     async with world(EndpointConfig(cold_start_s=120.0), StartupTimeoutSec=300) as w:
         result = await w.orch.generate(PARAMS)
-    wall = time.perf_counter() - wall_start
     assert result.timings.startup >= 120.0
-    assert wall < 1.0
 
 
 async def test_a_worker_never_ready_fails_after_exactly_the_startup_timeout() -> None:

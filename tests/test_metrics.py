@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from support import world
 
 from observability import Telemetry
 from orchestrator.emulator import EndpointConfig
-from tests.support import world
 
 MODEL = "OfficialStableDiffusion/sd_xl_base_1.0.safetensors"
 PARAMS = {"prompt": "a lighthouse", "model": MODEL, "steps": 4}

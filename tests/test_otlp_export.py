@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from otlp_receiver import OtlpReceiver
+from support import world
 
 from observability import Telemetry
 from orchestrator import GenerationFailedError
 from orchestrator.emulator import EndpointConfig
-from tests.otlp_receiver import OtlpReceiver
-from tests.support import world
 
 MODEL = "OfficialStableDiffusion/sd_xl_base_1.0.safetensors"
 PARAMS = {"prompt": "a lighthouse", "model": MODEL, "steps": 4}

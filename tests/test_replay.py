@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -36,11 +35,10 @@ async def test_the_same_scenario_gives_the_same_timeline_twice(name: str) -> Non
 
 
 @pytest.mark.anyio
-async def test_a_ten_minute_scenario_runs_in_under_a_second_of_wall_time() -> None:
+async def test_a_ten_minute_scenario_runs_on_the_virtual_clock() -> None:
+    """Its wall-clock time is measured by ``make bench`` (benchmarks/virtual_time.py)."""
     scenario = load_scenario(SCENARIOS / "ten_minute_session.toml")
-    wall = time.perf_counter()
     report = await run_scenario(scenario)
-    assert time.perf_counter() - wall < 1.0
     assert float(report.timeline[-1].split("s")[0]) > 420
 
 

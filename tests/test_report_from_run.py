@@ -10,10 +10,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from test_cost_attribution import mixed_workload
 
 from observability import Telemetry, read_trace_file, write_report
 from orchestrator.emulator import EndpointConfig
-from tests.test_cost_attribution import mixed_workload
 
 pytestmark = pytest.mark.anyio
 

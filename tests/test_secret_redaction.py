@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from service_support import served
+from support import KEY
 
 from observability import REDACTED, Telemetry, configure_logging, redact
 from orchestrator.accounts import Role
 from orchestrator.secrets import Secret
-from tests.support import KEY
 
 USER_KEY = "rpa_PLANTEDuser0123456789"
 PARAMS = {"prompt": "a fox", "width": 64, "height": 64, "steps": 4}

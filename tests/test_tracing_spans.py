@@ -11,11 +11,11 @@ import anyio
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
+from support import world
 
 from observability import Telemetry
 from orchestrator import GenerationFailedError, WorkerNotReadyError
 from orchestrator.emulator import EndpointConfig
-from tests.support import world
 
 V2 = EndpointConfig(protocol="v2", cold_start_s=60.0)
 V1 = EndpointConfig(protocol="v1", cold_start_s=60.0)
