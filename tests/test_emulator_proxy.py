@@ -7,9 +7,11 @@ import re
 import aiohttp
 import pytest
 from support import ENDPOINT, KEY, emulated, run, settings_for, until
+from yarl import URL
 
 from orchestrator import Orchestrator
-from orchestrator.emulator import Emulator, EmulatorConfig, EndpointConfig
+from orchestrator.emulator import Emulator, EmulatorConfig, EmulatorProxyRouting, EndpointConfig
+from orchestrator.emulator._proxy_routing import proxied_worker_id
 from orchestrator.runpod import RunPodClient
 from orchestrator.secrets import Secret
 from orchestrator.workers import LeaseTerms, V2Protocol
@@ -68,3 +70,30 @@ async def test_a_v2_lease_behind_the_proxy_still_needs_its_token() -> None:
                 assert answer.status == 200
                 assert "session_id" in await answer.json()
             await v2.release(handle.hold_job_id or "")
+
+
+async def test_an_emulator_in_another_process_routes_proxy_urls_through_its_workers_route() -> None:
+    config = EmulatorConfig(
+        endpoints={ENDPOINT: EndpointConfig(cold_start_s=20, proxy_urls=True)}, api_keys=(KEY,)
+    )
+    async with Emulator(config) as emulator:
+        # what `swarmpod generate --emulator-proxy` attaches: only the base URL, id and key
+        routing = EmulatorProxyRouting(emulator.base_url, ENDPOINT, Secret(KEY))
+        async with aiohttp.ClientSession(middlewares=(routing,)) as session:
+            async with Orchestrator(settings_for(emulator), session=session) as orch:
+                result = await orch.generate({"prompt": "a fox across processes"}, images=1)
+            url = f"{emulator.base_url}/{ENDPOINT}/_emulator/workers"
+            async with session.get(url, headers={"Authorization": KEY}) as listed:
+                workers = (await listed.json())["workers"]
+            async with session.get(url) as refused:
+                assert refused.status == 401
+        (worker,) = emulator.endpoint(ENDPOINT).workers
+    assert len(result.images) == 1 and result.worker_id == worker.id
+    assert workers[0]["id"] == worker.id and workers[0]["public_url"] == worker.public_url
+    assert workers[0]["local_url"] == worker.local_url
+
+
+def test_only_runpod_proxy_hosts_name_a_worker() -> None:
+    assert proxied_worker_id(URL("https://abc123-7801.proxy.runpod.net/API/X")) == "abc123"
+    assert proxied_worker_id(URL("https://proxy.runpod.net.evil.example/")) is None
+    assert proxied_worker_id(URL("http://127.0.0.1:7801/")) is None

@@ -82,6 +82,7 @@ def test_public_names_are_exactly_the_intended_ones() -> None:
             "EmulatedWorker",
             "Emulator",
             "EmulatorConfig",
+            "EmulatorProxyRouting",
             "EndpointConfig",
             "EndpointFaults",
             "LedgerEntry",

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import io
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -741,3 +742,19 @@ async def test_default_models_include_sdxl_sd15_a_vae_and_a_lora() -> None:
         model.standard_width for model in DEFAULT_MODELS if model.subtype == "Stable-Diffusion"
     }
     assert {512, 1024} <= sizes
+
+
+async def test_a_client_leaving_mid_generation_ends_it_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR)
+    async with swarm() as s:
+        sid = await s.session()
+        async with s.http.ws_connect(f"{s.url}/API/GenerateText2ImageWS") as ws:
+            await ws.send_json({"session_id": sid, **gen()})
+            async for message in ws:
+                if message.type is aiohttp.WSMsgType.TEXT and "image" in json.loads(message.data):
+                    break  # the client saw enough (say, a bad image) and leaves
+        await eventually(lambda: s.fake.live_generations == 0)
+        await anyio.sleep(5)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -11,9 +11,42 @@
 =============  ==========================================================================
 
 ``generate --record FILE`` and ``demo --record FILE`` write every HTTP exchange into a cassette.
-Run as ``swarmpod ...`` or ``python -m orchestrator.cli ...``.
+Run as ``swarmpod ...`` or ``python -m orchestrator.cli ...``. The command line needs the
+``cli`` extra (``pip install 'swarmpod[cli]'``); without it, it says so in one line.
 """
 
-from ._main import main as main
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from .._extras import EXTRAS
 
 __all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``swarmpod`` console script; returns the exit status.
+
+    Exits 2 with one line naming ``pip install 'swarmpod[cli]'`` when the ``cli`` extra's
+    modules are missing (``pip install swarmpod`` alone installs the library).
+    """
+    missing = [name for name in EXTRAS["cli"] if not _importable(name)]
+    if missing:
+        print(
+            f"swarmpod: the command line needs the optional dependencies {', '.join(missing)}, "
+            "which are not installed: pip install 'swarmpod[cli]'",
+            file=sys.stderr,
+        )
+        return 2
+    from ._main import main as run
+
+    return run(argv)
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False

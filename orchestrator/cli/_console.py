@@ -27,6 +27,8 @@ class ProgressView:
 
         def on_progress(event: ProgressEvent) -> None:
             status = event.message
+            if event.stage is Stage.FAILED:
+                status = "failed"  # the command prints why, once, when it ends
             completed: float | None = None
             if event.stage is Stage.GENERATING and event.percent is not None:
                 completed = event.percent

@@ -21,7 +21,7 @@ from ..settings import Settings
 from ._command import Command, Subparsers
 from ._console import ProgressView, console, progress_bar
 from ._embedded import embedded_settings
-from ._images import file_stem, write_images
+from ._images import check_out, file_stem, write_images_or_keep
 from ._recording import RECORD_HELP, orchestrator_for
 from ._sigterm import released_on_sigterm
 
@@ -91,10 +91,13 @@ async def demo(args: argparse.Namespace) -> int:
     for column in ("prompt", "worker", "start", "generation", "chart path"):
         table.add_column(column)
     stem = file_stem()
-    files = 0
+    files = unwritten = 0
     for index in sorted(results):
         result = results[index]
-        written = write_images(result, args.out, stem=f"{stem}-{index}")
+        written = write_images_or_keep(result, args.out, stem=f"{stem}-{index}")
+        if written is None:  # kept elsewhere (said where); the other results too
+            unwritten += 1
+            written = []
         start = f"cold {result.timings.startup:.1f} s" if result.cold_start else "warm"
         table.add_row(
             DEMO_PROMPTS[index][:20],
@@ -106,11 +109,15 @@ async def demo(args: argparse.Namespace) -> int:
         files += len(written)
     console.print(table)
     console.print(f"{files} PNG files written to {args.out}/")
-    return 0
+    return 2 if unwritten else 0
 
 
 def trace_to_out(args: argparse.Namespace) -> None:
-    """Without ``--trace-file``, trace into a fresh ``OUT/trace.jsonl`` (this run only)."""
+    """Without ``--trace-file``, trace into a fresh ``OUT/trace.jsonl`` (this run only).
+
+    An ``--out`` that cannot be written is refused first (exit 2, nothing started).
+    """
+    check_out(args.out)
     if args.trace_file is None:
         args.trace_file = args.out / "trace.jsonl"
         args.trace_file.parent.mkdir(parents=True, exist_ok=True)

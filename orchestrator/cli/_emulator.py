@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from rich.markup import escape
 
 from ..emulator import Emulator, EmulatorConfig, EndpointConfig
 from ..emulator.swarm import SwarmConfig
@@ -44,6 +45,13 @@ def _declare(commands: Subparsers, traced: argparse.ArgumentParser) -> None:
         "--protocol", choices=("v1", "v2"), default="v1", help="built-in worker image (v1)"
     )
     emu.add_argument("--min-workers", type=int, default=0)
+    emu.add_argument(
+        "--proxy-urls",
+        action="store_true",
+        help="built-in workers report RunPod proxy URLs (https://{worker}-7801.proxy.runpod.net) "
+        "as on RunPod; `swarmpod generate --emulator-proxy` routes them here (a hosted "
+        "handler that builds such URLs itself needs only the latter)",
+    )
     emu.add_argument("--execution-timeout", type=float, default=600.0, help="seconds")
     hosted = emu.add_argument_group(
         "hosting your own handler",
@@ -80,6 +88,7 @@ def emulator_config(args: argparse.Namespace) -> EmulatorConfig:
             min_workers=args.min_workers,
             execution_timeout_s=args.execution_timeout,
             protocol=args.protocol,
+            proxy_urls=args.proxy_urls,
             swarm=SwarmConfig(seconds_per_step=args.seconds_per_step),
             **_hosted_handler(args),
         )
@@ -134,8 +143,10 @@ async def _serve(args: argparse.Namespace) -> int:
             "Point swarmpod at it:\n"
             f"  export SWARMPOD_RUNPOD_BASE_URL={emulator.base_url}\n"
             f"  export RUNPOD_ENDPOINT_ID={args.endpoint_id}\n"
-            "  export RUNPOD_API_KEY=<the emulator key>\n"
-            "Press Ctrl-C to stop."
+            f"  export RUNPOD_API_KEY={escape(config.api_keys[0])}\n"
+            "  swarmpod generate 'a red fox' --emulator-proxy   # routes proxy URLs here\n"
+            "Press Ctrl-C to stop.",
+            soft_wrap=True,
         )
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:

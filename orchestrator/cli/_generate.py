@@ -8,13 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 
+from ..emulator import EmulatorProxyRouting
+from ..errors import SettingsError
 from ..settings import Settings
 from ._command import Command, Subparsers
 from ._console import ProgressView, console, progress_bar
 from ._embedded import embedded_settings
-from ._images import file_stem, summary, write_images
+from ._images import check_out, file_stem, summary, write_images_or_keep
 from ._recording import RECORD_HELP, orchestrator_for
 from ._sigterm import released_on_sigterm
 
@@ -67,6 +70,13 @@ def _declare(commands: Subparsers, traced: argparse.ArgumentParser) -> None:
         help="use the embedded emulator even if an endpoint is configured",
     )
     gen.add_argument("--record", type=Path, metavar="FILE", help=RECORD_HELP)
+    gen.add_argument(
+        "--emulator-proxy",
+        action="store_true",
+        help="route RunPod proxy URLs (https://{worker}-7801.proxy.runpod.net) to the workers "
+        "of the emulator at --base-url (`swarmpod emulator`), e.g. for a handler that reports "
+        "its RunPod proxy URL, as the HartsyAI worker does",
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -94,20 +104,47 @@ async def generate(args: argparse.Namespace) -> int:
             settings = await stack.enter_async_context(
                 embedded_settings(settings, cold_start_s=4.0)
             )
-        orch = orchestrator_for(settings, args.record)
+        routing = _emulator_proxy(args, settings)
+        session = None
+        if routing and args.record is None:
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=None), middlewares=routing
+                )
+            )
+        orch = orchestrator_for(settings, args.record, middlewares=routing, session=session)
         await stack.enter_async_context(orch)
         with progress_bar() as progress:
             on_progress = ProgressView(progress).track(args.prompt[:30])
             result = await orch.generate(params, images=args.images, on_progress=on_progress)
-    written = write_images(result, args.out, stem=file_stem())
+    written = write_images_or_keep(result, args.out, stem=file_stem())
+    if written is None:
+        return 2
     console.print(summary(result, written))
     for path in written:
         print(path)
     return 0
 
 
+def _emulator_proxy(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[aiohttp.ClientMiddlewareType, ...]:
+    """With ``--emulator-proxy``, the routing of proxy URLs to the emulator's workers."""
+    if not args.emulator_proxy or args.emulator:
+        return ()  # the embedded emulator's workers report their local URLs
+    if settings.endpoint_id is None or not settings.runpod_api_key:
+        raise SettingsError(
+            "--emulator-proxy",
+            "needs the emulator's endpoint id and key (EndpointId, RUNPOD_API_KEY)",
+            source="command line",
+        )
+    key = settings.runpod_api_key
+    return (EmulatorProxyRouting(settings.runpod_base_url, settings.endpoint_id, key),)
+
+
 def _run(args: argparse.Namespace) -> int:
     _settings(args)  # refuse bad settings before anything starts
+    check_out(args.out)  # and an output that cannot be written, before paying for a GPU
     return anyio.run(released_on_sigterm, generate, args)
 
 

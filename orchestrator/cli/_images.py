@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._result import GenerationResult
+from rich.markup import escape
 
-__all__ = ["file_stem", "summary", "write_images"]
+from .._result import GenerationResult
+from ..errors import SettingsError
+from ._console import console
+
+__all__ = ["check_out", "file_stem", "summary", "write_images", "write_images_or_keep"]
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot take files now, before any worker is woken.
+
+    Raises:
+        SettingsError: the directory cannot be created or written (the CLI exits 2).
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".swarmpod-probe-"):
+            pass
+    except OSError as exc:
+        raise SettingsError(
+            "--out", f"cannot write images to {out}: {exc.strerror or exc}", source="command line"
+        ) from None
 
 
 def write_images(result: GenerationResult, out: Path, *, stem: str) -> list[Path]:
@@ -25,6 +46,34 @@ def write_images(result: GenerationResult, out: Path, *, stem: str) -> list[Path
         path.write_bytes(image.data)
         written.append(path)
     return written
+
+
+def write_images_or_keep(result: GenerationResult, out: Path, *, stem: str) -> list[Path] | None:
+    """:func:`write_images`; when ``out`` fails after all (the GPU time is spent), the images
+    go to a new temporary directory instead and the error says where. None: written elsewhere.
+    """
+    try:
+        return write_images(result, out, stem=stem)
+    except OSError as exc:
+        failure = exc.strerror or str(exc)
+    count = len(result.images)
+    try:
+        kept = write_images(result, Path(tempfile.mkdtemp(prefix="swarmpod-images-")), stem=stem)
+    except OSError as exc:
+        console.print(
+            f"[red]error[/]: could not write the {count} image(s) to {escape(str(out))} "
+            f"({escape(failure)}), nor to a temporary directory ({escape(str(exc))})",
+            soft_wrap=True,
+        )
+        return None
+    console.print(
+        f"[red]error[/]: could not write the images to {escape(str(out))} ({escape(failure)}); "
+        f"the {count} image(s) are kept in {escape(str(kept[0].parent))}",
+        soft_wrap=True,
+    )
+    for path in kept:
+        print(path)
+    return None
 
 
 def summary(result: GenerationResult, written: Sequence[Path]) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Final
 
@@ -28,6 +30,41 @@ __all__ = ["COMMANDS", "build_parser", "main", "start_telemetry"]
 COMMANDS: Final[tuple[Command, ...]] = (GENERATE, DEMO, REPLAY, REPORT, SERVE, USERS, EMULATOR)
 """Every command, in the order ``swarmpod --help`` lists them."""
 _BY_NAME: Final = {command.name: command for command in COMMANDS}
+_ECHOED_LOGGERS: Final = (
+    "swarmpod.engine",
+    "swarmpod.workers",
+    "swarmpod.swarmui",
+    "swarmpod.runpod",
+)
+"""Loggers whose warnings retell a failure the command prints itself (shown with ``-v``)."""
+
+
+def version() -> str:
+    """swarmpod's installed version (``unknown`` when run from a tree that is not installed)."""
+    try:
+        return importlib.metadata.version("swarmpod")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time, so log lines go through a progress
+    display (rich redirects stderr above its bars while one is live) instead of breaking it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_cli_logging(verbose: int) -> None:
+    """Warnings by default, ``-v`` info, ``-vv`` debug; the engine's own account of a failure
+    only with ``-v``: the command prints the failure once, itself."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    configure_logging(level, stream=_CurrentStderr())  # type: ignore[arg-type]
+    for name in _ECHOED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="SwarmUI generations on RunPod serverless workers, woken only when needed.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("--version", action="version", version=f"swarmpod {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     traced = tracing_flags()
     for command in COMMANDS:
@@ -56,8 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     An :class:`OrchestratorError` prints as one line and exits 2; Ctrl-C exits 130.
     """
     args = build_parser().parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    configure_logging(level)
+    configure_cli_logging(args.verbose)
     command = _BY_NAME[args.command]
     telemetry: Telemetry | None = None
     try:

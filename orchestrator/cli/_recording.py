@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+import aiohttp
 from rich.markup import escape
 
 from .._orchestrator import Orchestrator
@@ -20,11 +22,19 @@ RECORD_HELP: Final = (
 """The help text of ``--record``."""
 
 
-def orchestrator_for(settings: Settings, record: Path | None) -> Orchestrator | CassetteRecorder:
-    """An orchestrator, or with ``--record`` one that records into a cassette."""
-    if record is None:
-        return Orchestrator(settings)
-    return CassetteRecorder(record, settings, on_written=_recorded)
+def orchestrator_for(
+    settings: Settings,
+    record: Path | None,
+    *,
+    middlewares: Sequence[aiohttp.ClientMiddlewareType] = (),
+    session: aiohttp.ClientSession | None = None,
+) -> Orchestrator | CassetteRecorder:
+    """An orchestrator on ``session``, or with ``--record`` one that records into a cassette
+    (on its own session, with ``middlewares`` after the recording one, so the cassette keeps
+    the URLs the engine asked for)."""
+    if record is not None:
+        return CassetteRecorder(record, settings, on_written=_recorded, middlewares=middlewares)
+    return Orchestrator(settings, session=session)
 
 
 def _recorded(path: Path, exchanges: int) -> None:

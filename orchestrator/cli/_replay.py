@@ -7,6 +7,7 @@ unusable. ``replay cassette FILE...`` reads every file as a cassette whatever it
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
@@ -44,8 +45,17 @@ def _declare(commands: Subparsers, traced: argparse.ArgumentParser) -> None:
     replay.add_argument("-q", "--quiet", action="store_true", help="print only the verdicts")
 
 
+def _quiet_logs(args: argparse.Namespace) -> None:
+    """Scenarios fail on purpose: their failures are in the timelines and verdicts, so the
+    logs say nothing more unless ``-v``; with ``-q`` only the verdicts are printed."""
+    if args.verbose:
+        return
+    logging.getLogger().setLevel(logging.CRITICAL + 1 if args.quiet else logging.ERROR)
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run each scenario or cassette on its own virtual-time loop."""
+    _quiet_logs(args)
     paths: list[Path] = list(args.scenarios)
     forced = paths[0] == Path("cassette") and len(paths) > 1
     if forced:
@@ -62,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
             wall = time.perf_counter() - wall
             passed, text = cassette_report.passed, cassette_report.render()
             title = run.source
-            console.print(f"replayed {run.duration:.1f} s of recorded time in {wall:.2f} s")
+            if not args.quiet:
+                console.print(f"replayed {run.duration:.1f} s of recorded time in {wall:.2f} s")
         else:
             scenario_report = run_scenario_blocking(run)
             passed, text = scenario_report.passed, scenario_report.render()

@@ -3,13 +3,49 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
 
-from observability import Telemetry
+from rich.markup import escape
+
+from observability import Telemetry, otlp_configured
 
 from ..errors import SettingsError
+from ._console import console
 
-__all__ = ["configure_telemetry", "tracing_flags"]
+__all__ = ["collector_unreachable", "configure_telemetry", "tracing_flags"]
+
+_DEFAULT_OTLP: Final = "http://localhost:4318"
+_PROBE_TIMEOUT_S: Final = 1.0
+
+
+def _collector_url(environ: Mapping[str, str]) -> str:
+    """Where the OTLP exporter would send spans (the standard variables, else Jaeger's port)."""
+    return (
+        environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or _DEFAULT_OTLP
+    )
+
+
+def collector_unreachable(url: str, *, timeout_s: float = _PROBE_TIMEOUT_S) -> str | None:
+    """Why nothing listens at the OTLP collector ``url`` (None when a connection opens).
+
+    The exporter retries an unreachable collector for its whole timeout per signal when the
+    command ends, logging each attempt: one connection attempt up front spares every command
+    that wait and those warnings.
+    """
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "localhost", port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
 
 
 def tracing_flags() -> argparse.ArgumentParser:
@@ -36,9 +72,20 @@ def configure_telemetry(args: argparse.Namespace) -> Telemetry | None:
     """The process's telemetry from the tracing flags (None for commands without them)."""
     if not hasattr(args, "otlp"):
         return None
+    otlp = bool(args.otlp) or otlp_configured()
+    if otlp:
+        url = _collector_url(os.environ)
+        why = collector_unreachable(url)
+        if why is not None:
+            console.print(
+                f"[yellow]OTLP collector at {escape(url)} unreachable ({escape(why)}): spans and "
+                "metrics are not exported this run[/]",
+                soft_wrap=True,
+            )
+            otlp = False
     try:
         return Telemetry.configure(
-            otlp=True if args.otlp else None,
+            otlp=otlp,
             console=args.console_spans,
             trace_file=args.trace_file,
             make_global=True,

@@ -23,6 +23,7 @@ from ._endpoint import EmulatedEndpoint as EmulatedEndpoint
 from ._faults import EndpointFaults as EndpointFaults
 from ._jobs import EmulatedJob as EmulatedJob
 from ._ledger import LedgerEntry as LedgerEntry
+from ._proxy_routing import EmulatorProxyRouting as EmulatorProxyRouting
 from ._ratelimit import RateLimits as RateLimits
 from ._webhooks import WebhookCall as WebhookCall
 from ._worker import EmulatedWorker as EmulatedWorker
@@ -34,6 +35,7 @@ __all__ = [
     "EmulatedWorker",
     "Emulator",
     "EmulatorConfig",
+    "EmulatorProxyRouting",
     "EndpointConfig",
     "EndpointFaults",
     "LedgerEntry",

@@ -13,8 +13,8 @@ from yarl import URL
 
 from ._config import EmulatorConfig
 from ._endpoint import EmulatedEndpoint
+from ._proxy_routing import proxied_worker_id, route_to
 from ._server import build_app
-from ._worker import PROXY_DOMAIN
 
 __all__ = ["Emulator"]
 
@@ -57,38 +57,37 @@ class Emulator:
         return self._endpoints[endpoint_id]
 
     def local_url_of(self, public_url: str) -> str | None:
-        """The local URL of the worker that reports ``public_url`` (None if none does)."""
+        """The local URL of the worker behind ``public_url`` (None if no worker is).
+
+        Either the URL a worker reports, or its RunPod proxy URL
+        (``https://{worker_id}-7801.proxy.runpod.net``), which a hosted handler may build
+        itself from ``RUNPOD_POD_ID``.
+        """
+        worker_id = proxied_worker_id(URL(public_url))
         for endpoint in self._endpoints.values():
             for worker in endpoint.workers:
-                if worker.public_url == public_url.rstrip("/"):
+                if worker.public_url == public_url.rstrip("/") or worker.id == worker_id:
                     return worker.local_url
         return None
 
     def proxy_middleware(self) -> aiohttp.ClientMiddlewareType:
         """An aiohttp client middleware that routes worker proxy URLs to the local workers.
 
-        With ``EndpointConfig(proxy_urls=True)`` workers report RunPod-style
-        ``https://{worker}-7801.proxy.runpod.net`` URLs; a session created with
-        ``aiohttp.ClientSession(middlewares=(emulator.proxy_middleware(),))`` reaches them
-        (HTTP and WebSocket), keeping the proxy host in the ``Host`` header. Any other URL,
-        and a proxy URL of no live worker, goes out unchanged.
+        Workers report RunPod-style ``https://{worker}-7801.proxy.runpod.net`` URLs with
+        ``EndpointConfig(proxy_urls=True)`` (a hosted handler may build one itself); a
+        session created with ``aiohttp.ClientSession(middlewares=(emulator.proxy_middleware(),))``
+        reaches them (HTTP and WebSocket), keeping the proxy host in the ``Host`` header. Any
+        other URL, and a proxy URL of no worker, goes out unchanged. For an emulator in
+        another process, see :class:`EmulatorProxyRouting`.
         """
 
         async def route(
             request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
         ) -> aiohttp.ClientResponse:
-            host = request.url.host or ""
-            if host.endswith(f".{PROXY_DOMAIN}"):
-                origin = f"https://{host}"
-                local = self.local_url_of(origin)
+            if proxied_worker_id(request.url) is not None:
+                local = self.local_url_of(str(request.url.origin()))
                 if local is not None:
-                    target = URL(local)
-                    scheme = "ws" if request.url.scheme in ("ws", "wss") else "http"
-                    request.url = (
-                        request.url.with_scheme(scheme)
-                        .with_host(target.host or "127.0.0.1")
-                        .with_port(target.port)
-                    )
+                    route_to(request, local)
             return await handler(request)
 
         return route

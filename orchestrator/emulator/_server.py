@@ -3,9 +3,11 @@
 Each request goes through the same gate (auth -> endpoint -> rate limit -> scripted fault) and
 is then served by one small handler per route. Errors are ``{"error": "<message>"}`` JSON bodies.
 
-One route is emulator-only, not RunPod's: ``GET /v2/{endpoint_id}/_emulator/ledger`` answers
-the endpoint's billing ledger (:meth:`EmulatedEndpoint.ledger_json`). It needs an API key but
-is neither rate limited, fault-scripted nor counted in ``api_calls``.
+Two routes are emulator-only, not RunPod's: ``GET /v2/{endpoint_id}/_emulator/ledger`` answers
+the endpoint's billing ledger (:meth:`EmulatedEndpoint.ledger_json`), and
+``GET /v2/{endpoint_id}/_emulator/workers`` its workers (id, state, the URL each reports and
+where its SwarmUI really listens, for :class:`EmulatorProxyRouting`). They need an API key but
+are neither rate limited, fault-scripted nor counted in ``api_calls``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ._endpoint import EmulatedEndpoint
 from ._faults import DropAfterAnswer, DropConnection, HttpFault, Latency, MalformedBody
 from ._jobs import EmulatedJob
 from ._ratelimit import retry_after_header
+from ._worker import EmulatedWorker
 from ._worker_api import add_worker_routes
 
 __all__ = ["build_app"]
@@ -87,7 +90,16 @@ def build_app(
             return _error(404, "endpoint not found")
         return web.json_response(endpoint.ledger_json())
 
+    async def workers(request: web.Request) -> web.Response:
+        endpoint = endpoints.get(request.match_info["endpoint_id"])
+        if _key_of(request) not in api_keys:
+            return _error(401, "Unauthorized: missing or unknown API key")
+        if endpoint is None:
+            return _error(404, "endpoint not found")
+        return web.json_response({"workers": [_worker_json(w) for w in endpoint.workers]})
+
     app.router.add_get("/v2/{endpoint_id}/_emulator/ledger", ledger)
+    app.router.add_get("/v2/{endpoint_id}/_emulator/workers", workers)
     add_worker_routes(app, endpoints)  # job-take, job-done, ... of hosted workers (_worker_api)
     return app
 
@@ -166,6 +178,15 @@ async def _read_job_request(
         if refusal is not None:
             return _error(400, refusal)
     return body["input"], policy, webhook
+
+
+def _worker_json(worker: EmulatedWorker) -> dict[str, Any]:
+    return {
+        "id": worker.id,
+        "state": worker.state.value,
+        "public_url": worker.public_url,
+        "local_url": worker.local_url if worker.live else None,
+    }
 
 
 def _now() -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -153,11 +153,14 @@ class HttpCapture:
         self.start = anyio.current_time()
         self.pending: list[Pending] = []
 
-    def session(self) -> aiohttp.ClientSession:
-        """A new capturing session (no total timeout: the callers bound their calls)."""
+    def session(
+        self, middlewares: Sequence[aiohttp.ClientMiddlewareType] = ()
+    ) -> aiohttp.ClientSession:
+        """A new capturing session (no total timeout: the callers bound their calls);
+        ``middlewares`` run after the capturing one (it records the URLs asked for)."""
         return aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None),
-            middlewares=(self.middleware,),
+            middlewares=(self.middleware, *middlewares),
             ws_response_class=RecordingWebSocket,
         )
 

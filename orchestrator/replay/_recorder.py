@@ -15,7 +15,7 @@ import importlib.metadata
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -69,6 +69,8 @@ class CassetteRecorder:
         retry: how RunPod calls are retried (recorded in the header for the replay).
         wall_clock: gives the ``recorded_at`` time.
         on_written: called with the path and the number of exchanges once the file is written.
+        middlewares: further aiohttp client middlewares of the recording session, run after
+            the recording one (e.g. :class:`~orchestrator.emulator.EmulatorProxyRouting`).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class CassetteRecorder:
         retry: RetryPolicy | None = None,
         wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         on_written: Callable[[Path, int], None] | None = None,
+        middlewares: Sequence[aiohttp.ClientMiddlewareType] = (),
     ) -> None:
         self.path = Path(path)
         self.settings = settings
@@ -89,6 +92,7 @@ class CassetteRecorder:
         self._retry = dataclasses.replace(base, rng=self._jitter)
         self._wall_clock = wall_clock
         self._on_written = on_written
+        self._middlewares = tuple(middlewares)
         self._recorded_at = ""
         self._capture: HttpCapture | None = None
         self._calls: list[GenerationCall] = []
@@ -122,7 +126,7 @@ class CassetteRecorder:
     async def __aenter__(self) -> Self:
         self._check_writable()  # before a long run, not after it
         capture = HttpCapture()
-        session = capture.session()
+        session = capture.session(self._middlewares)
         try:
             orch = Orchestrator(self.settings, keys=self._keys, session=session, retry=self._retry)
             await orch.__aenter__()

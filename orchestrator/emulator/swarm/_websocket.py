@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import aiohttp
 import anyio
+import anyio.lowlevel
 from aiohttp import web
 
 from ._args import RouteError
@@ -87,16 +88,20 @@ async def _generate(
 ) -> None:
     send_lock = anyio.Lock()
 
-    async def emit(message: dict[str, Any]) -> None:
-        async with send_lock:
-            if "image" in message and state.faults.take(f"truncated_json:{route}"):
-                text = json.dumps(message)
-                await ws.send_str(text[: len(text) // 2])
-            else:
-                await ws.send_json(message)
-
     sender, receiver = anyio.create_memory_object_stream[dict[str, Any]](16)
     async with sender, receiver, anyio.create_task_group() as tasks:
+
+        async def emit(message: dict[str, Any]) -> None:
+            async with send_lock:
+                try:
+                    if "image" in message and state.faults.take(f"truncated_json:{route}"):
+                        text = json.dumps(message)
+                        await ws.send_str(text[: len(text) // 2])
+                    else:
+                        await ws.send_json(message)
+                except ConnectionResetError:  # the client left: nobody to generate for
+                    tasks.cancel_scope.cancel()
+                    await anyio.lowlevel.checkpoint()
 
         async def read_client() -> None:
             async for message in ws:
