@@ -208,3 +208,19 @@ def test_the_package_declares_its_license_as_an_spdx_expression() -> None:
     metadata = importlib.metadata.metadata("swarmpod")
     assert metadata["License-Expression"] == "MIT"
     assert Path(ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_the_command_without_the_cli_extra_names_the_pip_command_in_one_line() -> None:
+    swarmpod = core_python().parent / "swarmpod"
+    assert swarmpod.exists()  # the console script is installed with the library
+    ran = subprocess.run(
+        [str(swarmpod), "generate", "a fox"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 2
+    (line,) = ran.stderr.strip().splitlines()
+    assert line.startswith("swarmpod: the command line needs the optional dependencies rich, ")
+    assert line.endswith("pip install 'swarmpod[cli]'")

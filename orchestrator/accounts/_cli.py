@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .._state import default_state_file
-from ..errors import OrchestratorError
+from ..errors import OrchestratorError, SettingsError
 from ..secrets import Secret
 from ._roles import Role
 from ._store import Accounts
@@ -32,8 +32,8 @@ def default_accounts_file() -> Path:
 def add_account_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``users`` and its sub-commands on an argparse ``subparsers`` object.
 
-    ``--db PATH`` is taken before or after the sub-command (``users --db X list`` or
-    ``users list --db X``).
+    ``--db PATH`` (or ``--config`` serve's TOML file) is taken before or after the
+    sub-command (``users --db X list`` or ``users list --db X``).
     """
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument(
@@ -41,6 +41,12 @@ def add_account_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
         type=Path,
         default=argparse.SUPPRESS,
         help="the accounts database (default: accounts.sqlite3 in the state directory)",
+    )
+    db.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="the TOML file of 'swarmpod serve': the accounts of its [service] state_dir",
     )
     users = subparsers.add_parser(
         "users",
@@ -79,7 +85,10 @@ def add_account_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
 
 def run_account_command(args: argparse.Namespace) -> int:
     """Run one ``users`` sub-command; 0 when done, 2 when refused (the reason on stderr)."""
-    path = getattr(args, "db", None) or default_accounts_file()
+    try:
+        path = _accounts_file(args)
+    except OrchestratorError as exc:
+        return _refuse(str(exc))
     try:
         with Accounts.open(path) as accounts:
             return _run(accounts, args)
@@ -87,6 +96,20 @@ def run_account_command(args: argparse.Namespace) -> int:
         return _refuse(str(exc))
     except sqlite3.Error as exc:
         return _refuse(f"the accounts database {path} cannot be used: {exc}")
+
+
+def _accounts_file(args: argparse.Namespace) -> Path:
+    """``--db``, else the accounts of ``--config``'s state_dir (as serve opens them), else
+    the default state directory's."""
+    db: Path | None = getattr(args, "db", None)
+    config: Path | None = getattr(args, "config", None)
+    if db is not None and config is not None:
+        raise SettingsError("--db", "give either --db or --config", source="command line")
+    if config is not None:
+        from ..service import ServiceConfig  # the service imports this package
+
+        return ServiceConfig.load(config).state_dir / "accounts.sqlite3"
+    return db or default_accounts_file()
 
 
 def _run(accounts: Accounts, args: argparse.Namespace) -> int:

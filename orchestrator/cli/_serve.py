@@ -13,7 +13,7 @@ from ._command import Command, Subparsers
 from ._console import console
 from ._sigterm import released_on_sigterm
 
-__all__ = ["SERVE"]
+__all__ = ["SERVE", "start_notices"]
 
 
 def _declare(commands: Subparsers, traced: argparse.ArgumentParser) -> None:
@@ -40,8 +40,30 @@ async def _serve(args: argparse.Namespace) -> int:
             f"add it to SwarmUI as a Swarm-API-Backend: Address {service.url}, "
             "AuthorizationHeader 'Bearer <token>' (swarmpod users token NAME)"
         )
+        for notice in start_notices(service, args.config):
+            console.print(f"[yellow]{escape(notice)}[/]", soft_wrap=True)
         await anyio.sleep_forever()
     return 0
+
+
+def start_notices(service: SwarmpodService, config: Path | None) -> list[str]:
+    """What an operator must know at start: no user can call it yet, or a backend's
+    AutoRefresh cannot run (it discovers models with the backend's own key)."""
+    notices = []
+    users = f"swarmpod users --config {config}" if config is not None else "swarmpod users"
+    if not service.accounts.list_users():
+        notices.append(
+            "no users yet: every API call is refused (401) until you add one and issue a "
+            f"token: {users} add NAME --role poweruser; {users} token NAME"
+        )
+    for backend in service.backends:
+        if backend.settings.auto_refresh and not backend.settings.runpod_api_key:
+            notices.append(
+                f"backend {backend.name}: AutoRefresh skipped, it needs the backend's "
+                "RunPodApiKey (discovery runs with the backend's key, never a user's); models "
+                "are discovered on RefreshModels instead"
+            )
+    return notices
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -40,6 +40,8 @@ class Backend:
         gpu_seconds: GPU-seconds those generations kept a worker (boot for cold ones, plus
             the time on the worker).
         last_cold_start_s: the last measured cold start, if any.
+        discovery_due: a model discovery is scheduled (AutoRefresh at start) and has not
+            ended yet.
     """
 
     id: int
@@ -51,6 +53,7 @@ class Backend:
     generations: int = 0
     gpu_seconds: float = 0.0
     last_cold_start_s: float | None = None
+    discovery_due: bool = False
     _refreshing: anyio.Lock = field(default_factory=anyio.Lock)
 
     def __repr__(self) -> str:
@@ -94,11 +97,22 @@ class Backend:
         )
         return self.catalog
 
+    @property
+    def loading(self) -> bool:
+        """Whether its models are still unknown while a discovery is on its way.
+
+        A SwarmUI's Swarm-API-Backend re-reads the remote backends (and their models) every
+        second only while one says ``loading``; reporting ``running`` before the models are
+        known would leave it with an empty model list.
+        """
+        return self.catalog is None and (self.discovery_due or self._refreshing.locked())
+
     def list_backends_entry(self) -> dict[str, Any]:
-        """Its ``ListBackends`` entry: always ``running``, even while its workers are cold."""
+        """Its ``ListBackends`` entry: ``loading`` while its models are being discovered, then
+        ``running`` — even while its workers are cold (they wake for a generation)."""
         return {
             "type": BACKEND_TYPE,
-            "status": "running",
+            "status": "loading" if self.loading else "running",
             "id": self.id,
             "settings": {"EndpointId": self.endpoint_id},
             "modcount": 0,

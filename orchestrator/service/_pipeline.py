@@ -116,8 +116,8 @@ async def _handle_api(
     if user is None:
         return ApiRefusalError(
             401,
-            "Unauthorized: send 'Authorization: Bearer <swarmpod token>' (swarmpod users token "
-            "NAME issues one).",
+            "Unauthorized: send 'Authorization: Bearer <swarmpod token>' (swarmpod users "
+            "--config <this serve's config> token NAME issues one).",
             "unauthorized",
         ).response()
     if websocket:

@@ -8,7 +8,7 @@ import base64
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -60,7 +60,8 @@ async def get_new_session(call: Call) -> Mapping[str, Any]:
 
 
 async def list_backends(call: Call) -> Mapping[str, Any]:
-    """``ListBackends``: one ``running`` backend per configured RunPod backend, even cold."""
+    """``ListBackends``: one backend per configured RunPod backend, ``loading`` while its
+    models are being discovered, then ``running`` (even cold)."""
     return {str(backend.id): backend.list_backends_entry() for backend in call.service.backends}
 
 
@@ -93,10 +94,21 @@ async def describe_model(call: Call) -> Mapping[str, Any]:
 
 async def select_model(call: Call) -> Mapping[str, Any]:
     """``SelectModel``: accepted when a backend offers it; loaded by the generation itself
-    (a cold worker is not woken just to load a model)."""
+    (a cold worker is not woken just to load a model).
+
+    Like SwarmUI (``ModelsAPI.SelectModelInternal``): an unknown model is ``Model not
+    found.``; a ``backendId`` that names no running backend offering it is ``Model failed to
+    load.`` (``LoadModelOnAll`` found no backend through the filter).
+    """
     model = param_str(call.body, "model")
-    if not any(backend.has_model(model) for backend in call.service.backends):
+    backends = call.service.backends
+    if not any(backend.has_model(model) for backend in backends):
         raise failure("Model not found.")
+    backend_id = call.body.get("backendId")
+    if backend_id is not None:
+        backends = [b for b in backends if str(b.id) == str(backend_id)]
+        if not any(b.has_model(model) and not b.loading for b in backends):
+            raise failure("Model failed to load.")
     assert call.session is not None
     call.session.selected_model = model
     return {"success": True}
@@ -312,6 +324,20 @@ def _progress_message(event: ProgressEvent, request_id: str, call: Call) -> dict
     return None
 
 
+def _backend_status(backends: Sequence[Backend]) -> dict[str, Any]:
+    """SwarmUI's summary over the backends: empty, loading, some_loading or running."""
+    loading = sum(backend.loading for backend in backends)
+    if not backends:
+        status, css = "empty", "error"
+    elif loading == len(backends):
+        status, css = "loading", "soft"
+    elif loading:
+        status, css = "some_loading", "warn"
+    else:
+        status, css = "running", ""
+    return {"status": status, "class": css, "message": "", "any_loading": loading > 0}
+
+
 def _current_status(call: Call, *, live: int, waiting_backends: int = 0) -> dict[str, Any]:
     features = sorted(
         {feature for backend in call.service.backends for feature in backend.features}
@@ -323,12 +349,7 @@ def _current_status(call: Call, *, live: int, waiting_backends: int = 0) -> dict
             "waiting_backends": waiting_backends,
             "live_gens": live,
         },
-        "backend_status": {
-            "status": "running" if call.service.backends else "empty",
-            "class": "" if call.service.backends else "error",
-            "message": "",
-            "any_loading": False,
-        },
+        "backend_status": _backend_status(call.service.backends),
         "supported_features": features,
     }
 

@@ -153,6 +153,7 @@ class SwarmpodService:
         self._stack.callback(tasks.cancel_scope.cancel)
         for backend in self.backends:
             if backend.settings.auto_refresh and backend.settings.runpod_api_key:
+                backend.discovery_due = True  # ListBackends says loading until it ends
                 tasks.start_soon(self._auto_refresh, backend)
         self._runner = ServiceRunner(self.app(), handler_cancellation=True)
         await self._runner.setup()
@@ -185,6 +186,8 @@ class SwarmpodService:
             await backend.refresh(self.registry, user=None)
         except OrchestratorError as exc:
             log.warning("[RunPodServerless] AutoRefresh of %s failed: %s", backend.name, exc)
+        finally:
+            backend.discovery_due = False
 
     def app(self) -> web.Application:
         """The aiohttp application."""
