@@ -62,9 +62,14 @@ def configure_cli_logging(verbose: int) -> None:
     """Warnings by default, ``-v`` info, ``-vv`` debug; the engine's own account of a failure
     only with ``-v``: the command prints the failure once, itself."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    configure_logging(level, stream=_CurrentStderr())  # type: ignore[arg-type]
-    for name in _ECHOED_LOGGERS:
-        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
+    handler = configure_logging(level, stream=_CurrentStderr())  # type: ignore[arg-type]
+    if not verbose:
+        handler.addFilter(_no_echo)
+
+
+def _no_echo(record: logging.LogRecord) -> bool:
+    """Drop what the engine logs below ERROR about a failure the command reports itself."""
+    return record.levelno >= logging.ERROR or not record.name.startswith(_ECHOED_LOGGERS)
 
 
 def build_parser() -> argparse.ArgumentParser:
