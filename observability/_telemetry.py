@@ -171,8 +171,17 @@ class Telemetry:
         readers: list[MetricReader] = list(metric_readers)
         use_otlp = otlp_configured(env) if otlp is None else otlp
         if use_otlp:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            try:  # the `otlp` extra
+                from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+                    OTLPMetricExporter,
+                )
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            except ModuleNotFoundError:
+                from orchestrator._extras import MissingExtraError  # only now: no import cycle
+
+                raise MissingExtraError(
+                    "otlp", "OTLP export", "opentelemetry.exporter.otlp.proto.http"
+                ) from None
 
             exporters.append(OTLPSpanExporter())
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))

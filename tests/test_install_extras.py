@@ -145,6 +145,7 @@ def test_a_generation_against_a_running_emulator_works_without_any_extra(
             "from orchestrator.replay import cassette_mocks\nwith cassette_mocks('x.jsonl'): pass",
             "testing",
         ),
+        ("from observability import Telemetry\nTelemetry.configure(otlp=True)", "otlp"),
     ],
 )
 def test_a_missing_extra_is_named_with_the_command_that_installs_it(code: str, extra: str) -> None:
