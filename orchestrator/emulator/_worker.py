@@ -59,9 +59,10 @@ def new_worker_key() -> Secret:
 class EmulatedWorker:
     """One worker of an emulated endpoint.
 
-    ``public_url`` is the base URL of its fake SwarmUI on 127.0.0.1 once it has started. A real
-    worker reports ``https://{worker_id}-7801.proxy.runpod.net`` instead; a later issue adds
-    that mode with a map from proxy URLs to local ports.
+    ``public_url`` is the base URL of its fake SwarmUI on 127.0.0.1 once it has started, or,
+    with ``EndpointConfig.proxy_urls``, its RunPod proxy URL
+    ``https://{worker_id}-7801.proxy.runpod.net`` (routed locally by
+    :meth:`Emulator.proxy_middleware` or :class:`EmulatorProxyRouting`).
 
     A hosted worker (``EndpointConfig.handler_command``) runs a process of the user's handler;
     the attributes from ``api_key`` on describe that process and its protocol traffic.
