@@ -19,6 +19,7 @@ from orchestrator.emulator import (
     Emulator,
     EmulatorConfig,
     EndpointConfig,
+    WorkerState,
 )
 
 ENDPOINT = "test-ep"
@@ -76,6 +77,15 @@ async def idled_out(endpoint: EmulatedEndpoint) -> list[EmulatedWorker]:
     """
     await anyio.sleep(endpoint.config.idle_timeout_s + 1.0)
     return endpoint.running_workers()
+
+
+def state_of(worker: EmulatedWorker) -> WorkerState:
+    """The worker's state as of now.
+
+    Read through a call, so that a type checker does not keep the state an earlier
+    ``assert worker.state is ...`` narrowed it to (the worker changes meanwhile).
+    """
+    return worker.state
 
 
 def settings_for(emulator: Emulator, **overrides: Any) -> Settings:

@@ -6,7 +6,7 @@ import anyio
 import pytest
 from support import idled_out, world
 
-from orchestrator.emulator import EmulatedEndpoint, EndpointConfig
+from orchestrator.emulator import EmulatedEndpoint, EmulatedJob, EndpointConfig
 from orchestrator.emulator.swarm import SwarmConfig
 
 pytestmark = pytest.mark.anyio
@@ -15,7 +15,7 @@ COLD_30 = EndpointConfig(cold_start_s=30.0)
 PARAMS = {"prompt": "a lighthouse", "width": 64, "height": 64, "steps": 4}
 
 
-def by_action(endpoint: EmulatedEndpoint, action: str) -> list[object]:
+def by_action(endpoint: EmulatedEndpoint, action: str) -> list[EmulatedJob]:
     return [job for job in endpoint.jobs.values() if job.input.get("action") == action]
 
 
@@ -55,9 +55,9 @@ async def test_a_v1_worker_held_long_has_its_keepalive_renewed_on_the_same_worke
         await anyio.sleep(190)  # held warm past the first keepalive's 390 s
         keepalives = by_action(w.endpoint, "keepalive")
         assert len(keepalives) >= 2
-        assert {job.worker_id for job in keepalives} == {result.worker_id}  # type: ignore[attr-defined]
+        assert {job.worker_id for job in keepalives} == {result.worker_id}
         for job in keepalives:  # RunPod's execution timeout sits above the keepalive
-            assert job.input["duration"] * 1000 < job.policy["executionTimeout"]  # type: ignore[attr-defined]
+            assert job.input["duration"] * 1000 < job.policy["executionTimeout"]
         assert len(w.endpoint.workers) == 1
 
 
@@ -98,4 +98,4 @@ async def test_a_v1_worker_stays_warm_for_the_idle_window_then_is_released() -> 
         assert second.worker_id == first.worker_id
         await anyio.sleep(62)
         assert await idled_out(w.endpoint) == []
-        assert all(job.status == "CANCELLED" for job in by_action(w.endpoint, "keepalive"))  # type: ignore[attr-defined]
+        assert all(job.status == "CANCELLED" for job in by_action(w.endpoint, "keepalive"))

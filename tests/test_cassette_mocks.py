@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from pathlib import Path
+from typing import Literal
 
 import aiohttp
 import anyio
@@ -53,7 +54,7 @@ def replay_settings(cassette: Cassette) -> Settings:
 
 @pytest.mark.parametrize("protocol", ["v1", "v2"])
 async def test_a_whole_recorded_generation_replays_through_the_engine_with_no_server(
-    tmp_path: Path, protocol: str
+    tmp_path: Path, protocol: Literal["v1", "v2"]
 ) -> None:
     cassette = await record_over_http(
         tmp_path / "http.cassette.jsonl", EndpointConfig(cold_start_s=45.0, protocol=protocol)

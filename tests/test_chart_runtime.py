@@ -44,7 +44,7 @@ def ids(chart: StateMachine | Chart) -> list[str]:
 
 
 def send(chart: StateMachine | Chart, event: str, failure: Exception) -> str:
-    arguments = {"failure": failure} if event in ("timeout", "error") else {}
+    arguments: dict[str, Any] = {"failure": failure} if event in ("timeout", "error") else {}
     try:
         chart.send(event, **arguments)
     except TransitionNotAllowed:

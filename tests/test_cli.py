@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 from pathlib import Path
@@ -31,7 +32,7 @@ def pngs(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.png"))
 
 
-def parse(*argv: str) -> object:
+def parse(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
@@ -55,7 +56,7 @@ async def test_generate_without_an_endpoint_uses_the_embedded_emulator_and_says_
         "--out",
         str(tmp_path),
     )
-    assert await generate(args) == 0  # type: ignore[arg-type]
+    assert await generate(args) == 0
 
     out, err = capsys.readouterr()
     assert "embedded emulator" in err
@@ -72,7 +73,7 @@ async def test_generate_without_an_endpoint_uses_the_embedded_emulator_and_says_
 async def test_the_demo_writes_six_images_and_shows_a_warm_reuse(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert await demo(parse("demo", "--out", str(tmp_path))) == 0  # type: ignore[arg-type]
+    assert await demo(parse("demo", "--out", str(tmp_path))) == 0
     assert len(pngs(tmp_path)) == 6
     err = capsys.readouterr().err
     assert err.count("│ cold ") == 2
@@ -127,7 +128,7 @@ def test_emulator_handler_flags_become_the_hosted_worker_config() -> None:
         "--protocol",
         "v1",
     )
-    config = emulator_config(args)  # type: ignore[arg-type]
+    config = emulator_config(args)
     endpoint = config.endpoints["local-ep"]
     assert endpoint.handler_command == ("/opt/py/bin/python", str(HANDLER.resolve()))
     assert endpoint.handler_env == {"MODEL_DIR": "/models", "DEBUG": "1"}
@@ -137,12 +138,12 @@ def test_emulator_handler_flags_become_the_hosted_worker_config() -> None:
 
 def test_emulator_handler_command_is_split_like_a_shell() -> None:
     args = parse("emulator", "--handler-command", "python -m 'my app' --flag")
-    endpoint = emulator_config(args).endpoints["local-ep"]  # type: ignore[arg-type]
+    endpoint = emulator_config(args).endpoints["local-ep"]
     assert endpoint.handler_command == ("python", "-m", "my app", "--flag")
 
 
 def test_without_a_handler_the_built_in_image_runs() -> None:
-    endpoint = emulator_config(parse("emulator")).endpoints["local-ep"]  # type: ignore[arg-type]
+    endpoint = emulator_config(parse("emulator")).endpoints["local-ep"]
     assert endpoint.handler_command is None
     assert endpoint.protocol == "v1"
     assert endpoint.cold_start_s == 20.0
@@ -176,11 +177,11 @@ def test_serve_refuses_a_bad_config_with_exit_2(
 @pytest.mark.anyio
 async def test_the_demo_leaves_a_trace_file_and_the_lifecycle_report(tmp_path: Path) -> None:
     args = parse("demo", "--out", str(tmp_path))
-    telemetry = start_telemetry(args)  # type: ignore[arg-type]
+    telemetry = start_telemetry(args)
     assert telemetry is not None
-    assert await demo(args) == 0  # type: ignore[arg-type]
+    assert await demo(args) == 0
     telemetry.shutdown()
-    write_demo_report(args)  # type: ignore[arg-type]
+    write_demo_report(args)
 
     trace = tmp_path / "trace.jsonl"
     lines = trace.read_text().splitlines()

@@ -224,7 +224,7 @@ async def test_the_key_is_sent_as_a_bearer_header(mocked: Any) -> None:
 async def test_a_connection_refused_on_run_is_retried_a_dropped_one_is_not(mocked: Any) -> None:
     run = f"{BASE}/{EP}/run"
     refused = aiohttp.ClientConnectorError(
-        aiohttp.client_reqrep.ConnectionKey("h", 443, True, None, None, None, None, None),
+        aiohttp.client_reqrep.ConnectionKey("h", 443, True, True, None, None, None, None),
         ConnectionRefusedError(111, "refused"),
     )
     mocked.post(run, exception=refused)

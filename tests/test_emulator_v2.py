@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from support import emulated, run, until
+from support import emulated, run, state_of, until
 
 from orchestrator.emulator import Emulator, EndpointConfig, EndpointFaults, WorkerState
 from orchestrator.emulator.swarm import FakeSwarmUI, SwarmConfig
@@ -406,10 +406,12 @@ async def test_cancelling_a_running_lease_revokes_its_token_and_the_worker_idles
         await anyio.sleep(V2.idle_timeout_s + 1)
         billed = ep.ledger[0]
     assert (cancelled["status"], cancelled["workerId"]) == ("CANCELLED", worker.id)
-    assert worker.state is WorkerState.STOPPED
+    assert state_of(worker) is WorkerState.STOPPED
     assert worker.swarm.gateway == "closed"
     idle_timeout_s = V2.idle_timeout_s
-    assert billed.stopped_at == pytest.approx(ep.jobs[job_id].finished_at + idle_timeout_s)
+    finished_at = ep.jobs[job_id].finished_at
+    assert finished_at is not None
+    assert billed.stopped_at == pytest.approx(finished_at + idle_timeout_s)
     assert billed.execution_s == pytest.approx(43, abs=1.5)
     assert billed.idle_s == pytest.approx(idle_timeout_s, abs=0.1)
 

@@ -108,6 +108,7 @@ async def test_cancel_stops_a_blocking_keepalive_and_its_worker_stays_warm(
     assert job.status == "CANCELLED"
     assert job.output is None
     assert states(ep) == [WorkerState.STOPPED]  # idled out after the health job
+    assert next_job.finished_at is not None
     assert worker.stopped_at == pytest.approx(next_job.finished_at + 5.0, abs=0.01)
     assert len(ep.workers) == 1
 

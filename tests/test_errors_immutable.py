@@ -50,7 +50,7 @@ def test_nothing_new_to_know_gives_the_same_error() -> None:
 
 def test_a_shared_failure_is_raised_per_caller_from_the_shared_one() -> None:
     shared = WorkerNotReadyError(30, last_status="IN_QUEUE", job_id="lease-1")
-    raised: list[BaseException] = []
+    raised: list[WorkerNotReadyError] = []
     for _ in range(2):
         try:
             raise shared.again() from shared

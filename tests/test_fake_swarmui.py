@@ -26,6 +26,7 @@ from PIL import Image
 from orchestrator.emulator.swarm import (
     BACKEND_STATES,
     DEFAULT_MODELS,
+    BackendState,
     FakeSwarmUI,
     SwarmConfig,
     SwarmFaults,
@@ -577,11 +578,11 @@ async def test_31_status_counters_rise_during_a_generation_and_return_to_zero() 
     ],
 )
 async def test_31_backend_status_follows_the_backend_state(
-    state: str, summary: str, css_class: str
+    state: BackendState, summary: str, css_class: str
 ) -> None:
     assert state in BACKEND_STATES
     async with swarm() as s:
-        s.fake.set_backend_state(state)  # type: ignore[arg-type]
+        s.fake.set_backend_state(state)
         status = await s.call("GetCurrentStatus", {})
         assert status["backend_status"]["status"] == summary
         assert status["backend_status"]["class"] == css_class

@@ -53,11 +53,11 @@ Check = Callable[[int, str], bool]
 
 
 def shows_error(status: int, text: str) -> bool:
-    return json.loads(text) == {"error": "boom"}
+    return bool(json.loads(text) == {"error": "boom"})
 
 
 def shows_no_images(status: int, text: str) -> bool:
-    return json.loads(text) == {"images": []}
+    return bool(json.loads(text) == {"images": []})
 
 
 def shows_bad_base64(status: int, text: str) -> bool:
@@ -103,7 +103,7 @@ async def test_drop_connection_times_n_kills_the_next_n_generations() -> None:
     async with swarm() as s:
         sid = await s.session()
         s.fake.faults.drop_connection(times=2)
-        outcomes = []
+        outcomes: list[int | None] = []
         for _ in range(3):
             try:
                 status, _ = await generate_http(s, sid)

@@ -25,6 +25,7 @@ import aiohttp
 import anyio
 import pytest
 from sdk_env import sdk_env, sdk_python
+from support import state_of
 
 from orchestrator.emulator import (
     EmulatedEndpoint,
@@ -285,7 +286,7 @@ async def test_cancel_stops_the_running_job_alone_and_the_worker_serves_on_warm(
         assert served["workerId"] == worker.id and worker.process_id == pid  # same process
         assert (await call(emulator, "GET", f"ep/status/{job_id}"))["status"] == "CANCELLED"
         await until(lambda: bool(worker.exit_codes))  # idled out, then stopped
-        assert worker.state is WorkerState.STOPPED
+        assert state_of(worker) is WorkerState.STOPPED
         assert worker.exit_codes == [0]
         assert live_processes(pid) == []
         assert len(endpoint.workers) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -31,9 +32,9 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "state" / "accounts.sqlite3"
 
 
-def first_start(db: Path, **open_args: object) -> None:
+def first_start(db: Path, **open_args: Any) -> None:
     """Create the database with one user and their key, then close it."""
-    with Accounts.open(db, **open_args) as accounts:  # type: ignore[arg-type]
+    with Accounts.open(db, **open_args) as accounts:
         accounts.add_user("ann")
         accounts.set_runpod_key("ann", Secret(RUNPOD_KEY))
 

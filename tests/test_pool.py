@@ -6,14 +6,16 @@ Every test runs the real engine against the emulator over loopback HTTP in virtu
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
 from support import World, idled_out, world
 
-from orchestrator import OrchestratorError, ProgressEvent, Stage
-from orchestrator.emulator import EmulatedEndpoint, EndpointConfig
+from orchestrator import GenerationResult, OrchestratorError, ProgressEvent, Stage
+from orchestrator.emulator import EmulatedEndpoint, EmulatedJob, EndpointConfig
 from orchestrator.emulator.swarm import SwarmConfig
 
 pytestmark = pytest.mark.anyio
@@ -22,13 +24,13 @@ PARAMS = {"prompt": "a lighthouse", "width": 64, "height": 64, "steps": 4}
 WARM_PATH = ("Idle", "Ready", "Generating", "ShuttingDown", "Done")
 
 
-def v2(**overrides: object) -> EndpointConfig:
-    values: dict[str, object] = {"protocol": "v2", "cold_start_s": 60.0, "idle_timeout_s": 5.0}
-    values.update(overrides)
-    return EndpointConfig(**values)  # type: ignore[arg-type]
+def v2(**overrides: Any) -> EndpointConfig:
+    return replace(
+        EndpointConfig(protocol="v2", cold_start_s=60.0, idle_timeout_s=5.0), **overrides
+    )
 
 
-def leases(endpoint: EmulatedEndpoint) -> list[object]:
+def leases(endpoint: EmulatedEndpoint) -> list[EmulatedJob]:
     return [job for job in endpoint.jobs.values() if job.input.get("action") == "lease"]
 
 
@@ -36,8 +38,8 @@ def billed(endpoint: EmulatedEndpoint) -> int:
     return sum(entry.billed_seconds for entry in endpoint.ledger)
 
 
-async def generate(w: World, seed: int, **kwargs: object) -> object:
-    return await w.orch.generate({**PARAMS, "seed": seed}, **kwargs)  # type: ignore[arg-type]
+async def generate(w: World, seed: int, **kwargs: Any) -> GenerationResult:
+    return await w.orch.generate({**PARAMS, "seed": seed}, **kwargs)
 
 
 async def test_two_generations_10_s_apart_share_one_lease_and_the_second_is_warm() -> None:
@@ -64,7 +66,7 @@ async def test_a_free_worker_is_released_after_the_idle_window_and_bills_no_long
         await anyio.sleep(3)
         assert await idled_out(w.endpoint) == []
         (lease,) = leases(w.endpoint)
-        assert lease.status == "CANCELLED"  # type: ignore[attr-defined]
+        assert lease.status == "CANCELLED"
         (entry,) = w.endpoint.ledger
         # the window, then the endpoint's idle timeout after the cancel (a per-job stop)
         assert entry.stopped_at is not None and entry.stopped_at - done_at <= 31 + 5
@@ -90,8 +92,8 @@ async def test_a_burst_of_8_with_max_workers_3_takes_exactly_3_leases_and_all_co
 
         assert len(results) == 8
         assert len(leases(w.endpoint)) == 3
-        assert len({r.worker_id for r in results}) == 3  # type: ignore[attr-defined]
-        assert sum(r.cold_start for r in results) == 3  # type: ignore[attr-defined]
+        assert len({r.worker_id for r in results}) == 3
+        assert sum(r.cold_start for r in results) == 3
         assert len(w.endpoint.workers) == 3
 
 
@@ -114,7 +116,7 @@ async def test_a_queued_lease_is_withdrawn_when_a_warm_worker_frees_first() -> N
         lease_jobs = leases(w.endpoint)
         assert len(lease_jobs) == 2
         withdrawn = lease_jobs[1]
-        assert withdrawn.status == "CANCELLED" and withdrawn.worker_id is None  # type: ignore[attr-defined]
+        assert withdrawn.status == "CANCELLED" and withdrawn.worker_id is None
         assert len(w.endpoint.workers) == 1  # the withdrawn lease never started (or billed) one
         await anyio.lowlevel.checkpoint()
         assert [e.worker_id for e in w.endpoint.ledger] == [first.worker_id]
@@ -137,9 +139,9 @@ async def test_a_lease_whose_worker_already_runs_it_is_kept_not_withdrawn() -> N
         assert results["b"].cold_start is False
         assert results["b"].worker_id == results["a"].worker_id
         second = leases(w.endpoint)[1]
-        assert second.status == "IN_PROGRESS"  # type: ignore[attr-defined]
+        assert second.status == "IN_PROGRESS"
         assert w.orch.status().booting == 1
-    assert second.status == "CANCELLED"  # type: ignore[attr-defined]
+    assert second.status == "CANCELLED"
 
 
 async def test_a_queued_lease_is_withdrawn_even_while_runpod_boots_a_worker_for_it() -> None:
@@ -150,7 +152,7 @@ async def test_a_queued_lease_is_withdrawn_even_while_runpod_boots_a_worker_for_
             tasks.start_soon(generate, w, 1)
             await anyio.sleep(70)
             tasks.start_soon(generate, w, 2)
-        assert [job.status for job in leases(w.endpoint)][1] == "CANCELLED"  # type: ignore[attr-defined]
+        assert [job.status for job in leases(w.endpoint)][1] == "CANCELLED"
         assert w.orch.status().booting == 0
 
 
@@ -182,7 +184,7 @@ async def test_shutdown_releases_every_worker_and_closes_the_journal() -> None:
         journal = w.orch._journal
         assert journal is not None and len(journal.open_entries()) == 2
         await w.orch.__aexit__(None, None, None)
-        assert all(job.status == "CANCELLED" for job in leases(w.endpoint))  # type: ignore[attr-defined]
+        assert all(job.status == "CANCELLED" for job in leases(w.endpoint))
         await anyio.sleep(1)
         assert await idled_out(w.endpoint) == []
 
@@ -194,7 +196,7 @@ async def test_the_journal_holds_each_lease_while_it_is_open_and_closes_it_after
         assert journal is not None
         (entry,) = journal.open_entries()
         (lease,) = leases(w.endpoint)
-        assert entry.job_id == lease.id and entry.protocol == "v2"  # type: ignore[attr-defined]
+        assert entry.job_id == lease.id and entry.protocol == "v2"
         await anyio.sleep(12)
         assert journal.open_entries() == []
         assert journal.entry(entry.id).outcome == "released"
@@ -238,7 +240,7 @@ async def test_the_worker_ending_its_lease_itself_is_noticed_and_the_next_one_is
     ],
 )
 async def test_a_waiting_generation_says_why_it_waits(
-    endpoint: EndpointConfig, settings: dict[str, object], reason: str
+    endpoint: EndpointConfig, settings: dict[str, Any], reason: str
 ) -> None:
     async with world(endpoint, **settings) as w:
         seen: list[str] = []

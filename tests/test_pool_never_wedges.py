@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -16,7 +17,13 @@ from slow_proxy import slow_proxy
 from support import KEY, World, settings_for, world
 
 from orchestrator import Orchestrator, OrchestratorError
-from orchestrator.emulator import EmulatedEndpoint, Emulator, EmulatorConfig, EndpointConfig
+from orchestrator.emulator import (
+    EmulatedEndpoint,
+    EmulatedJob,
+    Emulator,
+    EmulatorConfig,
+    EndpointConfig,
+)
 from orchestrator.workers import LeaseJournal
 
 pytestmark = pytest.mark.anyio
@@ -24,8 +31,8 @@ pytestmark = pytest.mark.anyio
 PARAMS = {"prompt": "a burst", "width": 64, "height": 64, "steps": 4}
 
 
-def v2(**overrides: object) -> EndpointConfig:
-    values: dict[str, object] = {
+def v2(**overrides: Any) -> EndpointConfig:
+    values: dict[str, Any] = {
         "protocol": "v2",
         "cold_start_s": (5.0, 15.0),
         "idle_timeout_s": 5.0,
@@ -33,10 +40,10 @@ def v2(**overrides: object) -> EndpointConfig:
         "seed": 11,
     }
     values.update(overrides)
-    return EndpointConfig(**values)  # type: ignore[arg-type]
+    return EndpointConfig(**values)
 
 
-def lease_jobs(endpoint: EmulatedEndpoint) -> list[object]:
+def lease_jobs(endpoint: EmulatedEndpoint) -> list[EmulatedJob]:
     return [job for job in endpoint.jobs.values() if job.input.get("action") == "lease"]
 
 
@@ -119,9 +126,9 @@ async def one_cold_generation_through(fault: str) -> None:
         assert result.cold_start
         assert anyio.current_time() - started < w.orch.settings.startup_timeout_sec
         stuck = lease_jobs(w.endpoint)[1]
-        assert result.job_ids != (stuck.id,)  # type: ignore[attr-defined]
+        assert result.job_ids != (stuck.id,)
         await anyio.sleep(w.orch.settings.startup_timeout_sec)
-        assert stuck.status == "CANCELLED"  # type: ignore[attr-defined]
+        assert stuck.status == "CANCELLED"
         done, failures = await burst(w, 25, seed0=100)
         assert (done, failures) == (25, [])
         await anyio.sleep(30)
@@ -137,7 +144,7 @@ async def test_the_lease_request_carries_the_pools_terms() -> None:
     async with world(v2(), IdleTimeoutSec=30) as w:
         await w.orch.generate(PARAMS)
         (job,) = lease_jobs(w.endpoint)
-        lease_input = job.input  # type: ignore[attr-defined]
+        lease_input = job.input
         assert lease_input["idle_seconds"] == 90  # the idle window + a 60 s safety margin
         assert lease_input["startup_grace_seconds"] == 90
         assert lease_input["max_lease_seconds"] == 3600
@@ -159,7 +166,7 @@ async def test_a_run_answered_after_the_caller_gave_up_is_found_and_cancelled() 
                 await orch.generate(PARAMS)
             # Leaving waits ReleaseTimeoutSec (+5 s) for the lease to end: the answer is later.
         (job,) = lease_jobs(endpoint)
-        assert job.status == "CANCELLED"  # type: ignore[attr-defined]
+        assert job.status == "CANCELLED"
         await anyio.sleep(10)
         assert nothing_bills(endpoint)
         assert proxy.lost == {}
@@ -195,6 +202,6 @@ async def test_a_run_whose_answer_never_comes_stays_journalled_and_its_worker_en
             journal.close_file()
         (job,) = lease_jobs(endpoint)
         await anyio.sleep(200)
-        assert job.status == "COMPLETED"  # type: ignore[attr-defined]  # ended by its worker
+        assert job.status == "COMPLETED"  # ended by its worker
         (bill,) = endpoint.ledger
         assert bill.billed_seconds <= 10 + 70 + 10  # boot + grace (window + 60 s) + idle

@@ -288,15 +288,14 @@ def _extras() -> set[str]:
 
 
 def check_command(words: list[str]) -> None:
-    while words and _VARIABLE.match(words[0]):  # NAME=value command ...
-        name = _VARIABLE.match(words[0])[1]  # type: ignore[index]
-        assert _known_variable(name), f"{name} is read by nobody"
+    while words and (assignment := _VARIABLE.match(words[0])):  # NAME=value command ...
+        assert _known_variable(assignment[1]), f"{assignment[1]} is read by nobody"
         words = words[1:]
     program, args = words[0], words[1:]
     if program == "export":
-        for assignment in args:
-            match = _VARIABLE.match(assignment)
-            assert match and _known_variable(match[1]), assignment
+        for exported in args:
+            match = _VARIABLE.match(exported)
+            assert match and _known_variable(match[1]), exported
     elif program == "make":
         assert set(args) <= _make_targets(), args
     elif program == "pip":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -142,7 +143,7 @@ async def test_http_generation_returns_data_urls_and_interrupt_all_cancels(tmp_p
         assert image.startswith("data:image/png;base64,")
         assert await idled_out(world.endpoint) == []  # the next generation wakes a new worker
 
-        result: dict[str, object] = {}
+        result: dict[str, tuple[int, dict[str, Any]]] = {}
 
         async def slow() -> None:
             result["answer"] = await client.call(
@@ -154,7 +155,7 @@ async def test_http_generation_returns_data_urls_and_interrupt_all_cancels(tmp_p
             await anyio.sleep(20)  # waking a worker
             status, interrupted = await client.call("InterruptAll", {"other_sessions": False})
             assert (status, interrupted) == (200, {"success": True})
-        status, answer = result["answer"]  # type: ignore[misc]
+        status, answer = result["answer"]
         assert status == 200 and answer == {"error": "Generation session interrupted."}
         await anyio.sleep(75)  # a worker RunPod started for the lease boots, then idles out
         statuses = [job.status for job in world.endpoint.jobs.values()]

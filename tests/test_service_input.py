@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from service_support import served
@@ -17,7 +18,7 @@ ROUTES = (
     "GenerateText2Image", "InterruptAll", "GetCurrentStatus", "TriggerRefresh",
     "FreeBackendMemory", "SetAPIKey", "GetAPIKeyStatus", "GetStatus", "RefreshModels", "Prewarm",
 )  # fmt: skip
-WRONG_TYPES = {
+WRONG_TYPES: dict[str, dict[str, Any]] = {
     "ListModels": {"path": [], "depth": "deep"},
     "DescribeModel": {"modelName": {"a": 1}},
     "SelectModel": {"model": ["x"]},

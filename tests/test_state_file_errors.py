@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,12 +54,12 @@ BREAKAGES = {"not a database": not_a_database, "damaged": damaged_database}
     ids=["journal", "budget", "accounts"],
 )
 def test_every_store_refuses_an_unusable_file_and_leaves_it_as_it_was(
-    tmp_path: Path, breakage: str, opener: object
+    tmp_path: Path, breakage: str, opener: Callable[[Path], object]
 ) -> None:
     path = tmp_path / "store.sqlite3"
     before = BREAKAGES[breakage](path)
     with pytest.raises(StateFileError) as refused:
-        opener(path)  # type: ignore[operator]
+        opener(path)
     error = refused.value
     assert isinstance(error, OrchestratorError) and not error.retryable
     assert error.file == str(path)

@@ -56,13 +56,13 @@ SHORT_LIVED = (
 )
 
 
-def python(script: str, *args: str, **kwargs: object) -> subprocess.Popen[str]:
+def python(script: str, *args: str, umask: int = -1) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script), *args],
         text=True,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        **kwargs,  # type: ignore[call-overload]
+        umask=umask,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from support import emulated, run, until
+from support import emulated, run, state_of, until
 
 from orchestrator.emulator import (
     EmulatedEndpoint,
@@ -149,7 +149,7 @@ async def test_job_take_is_a_bounded_long_poll_that_hands_out_the_next_job() -> 
         assert (await me.take()).status == 204
         assert TAKE_WAIT_S <= since(started) < TAKE_WAIT_S + 1
         assert TAKE_WAIT_S < 90  # the SDK's client timeout
-        assert me.worker.state is WorkerState.IDLE
+        assert state_of(me.worker) is WorkerState.IDLE
         assert endpoint.health()["workers"]["idle"] == 1
 
         replies: list[Reply] = []
@@ -169,7 +169,7 @@ async def test_job_take_is_a_bounded_long_poll_that_hands_out_the_next_job() -> 
         job = await status(emulator, job_id)
         assert job["status"] == "IN_PROGRESS"
         assert job["workerId"] == me.worker.id
-        assert me.worker.state is WorkerState.RUNNING
+        assert state_of(me.worker) is WorkerState.RUNNING
         assert me.worker.job_ids == [job_id]
 
 
@@ -276,7 +276,7 @@ async def test_batch_take_hands_out_a_list_in_queue_order() -> None:
         assert (await me.done(ids[0], {"output": 0})).status == 200
         assert me.worker.state is WorkerState.RUNNING  # still running the other one
         assert (await me.done(ids[1], {"output": 1})).status == 200
-        assert me.worker.state is WorkerState.IDLE
+        assert state_of(me.worker) is WorkerState.IDLE
         assert (await me.take_batch(0)).status == 400
 
 
@@ -399,7 +399,8 @@ def test_handler_config_is_checked() -> None:
         EndpointConfig(handler_command=SLEEPER, ping_interval_s=0.5)
     with pytest.raises(ValueError, match="at least the program"):
         EndpointConfig(handler_command=())
-    assert EndpointConfig(handler_command=["python", "h.py"]).handler_command == ("python", "h.py")
+    as_typed = EndpointConfig(handler_command=["python", "h.py"])  # type: ignore[arg-type]
+    assert as_typed.handler_command == ("python", "h.py")  # a list, as users write it
 
 
 async def test_a_command_that_cannot_start_leaves_the_worker_unhealthy() -> None:

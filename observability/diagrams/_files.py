@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from statemachine import StateMachine
 from statemachine.contrib.diagram import MermaidGraphMachine
 
 import statecharts
@@ -14,7 +15,7 @@ from ._svg import svg
 
 __all__ = ["CHARTS", "DIAGRAM_DIR", "mermaid", "write_diagrams"]
 
-CHARTS: Final[dict[str, type]] = {
+CHARTS: Final[dict[str, type[StateMachine]]] = {
     "generation": GenerationStates,
     "lease": LeaseChart,
 }

@@ -5,11 +5,12 @@ handler is running.
 """
 
 import asyncio
+from typing import Any
 
 import runpod
 
 
-async def handler(job):
+async def handler(job: dict[str, Any]) -> dict[str, Any]:
     job_input = job["input"]
     sleep_s = float(job_input.get("sleep_s", 0))
     if sleep_s:

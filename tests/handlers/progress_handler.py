@@ -2,11 +2,12 @@
 
 import pathlib
 import time
+from typing import Any
 
 import runpod
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, int]:
     runpod.serverless.progress_update(job, {"step": 1, "of": 2})
     release = pathlib.Path(job["input"]["release"])
     while not release.exists():

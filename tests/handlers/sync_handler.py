@@ -5,11 +5,12 @@
 
 import os
 import time
+from typing import Any
 
 import runpod
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, Any]:
     job_input = job["input"]
     time.sleep(float(job_input.get("sleep_s", 0)))
     env = {name: value for name, value in os.environ.items() if name.startswith("RUNPOD_")}

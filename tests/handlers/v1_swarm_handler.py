@@ -8,6 +8,7 @@ swarmpod's engine can drive it end to end on the official ``runpod.serverless`` 
 
 import os
 import time
+from typing import Any
 
 import requests
 import runpod
@@ -17,13 +18,14 @@ WORKER_ID = os.environ["RUNPOD_POD_ID"]
 ACTIONS = ["wakeup", "ready", "health", "keepalive", "shutdown"]
 
 
-def _session():
+def _session() -> str:
     answer = requests.post(f"{SWARMUI}/API/GetNewSession", json={}, timeout=10)
     answer.raise_for_status()
-    return answer.json()["session_id"]
+    session_id: str = answer.json()["session_id"]
+    return session_id
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, Any]:
     job_input = job["input"] or {}
     action = job_input.get("action") or "wakeup"
     if action in ("wakeup", "ready"):
