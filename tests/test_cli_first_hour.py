@@ -207,10 +207,11 @@ def test_a_reachable_collector_is_exported_to(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
     args = build_parser().parse_args(["generate", "a fox", "--out", str(tmp_path)])
     asked: list[object] = []
-    monkeypatch.setattr(
-        Telemetry,
-        "configure",
-        lambda **kwargs: asked.append(kwargs["otlp"]) or Telemetry.disabled(),
-    )
+
+    def configure(**kwargs: Any) -> Telemetry:
+        asked.append(kwargs["otlp"])
+        return Telemetry.disabled()
+
+    monkeypatch.setattr(Telemetry, "configure", configure)
     configure_telemetry(args)
     assert asked == [True]

@@ -11,6 +11,7 @@ worker's event loop (a stop signal cannot interrupt it), as the real one does.
 import os
 import sys
 import time
+from typing import Any
 
 import requests
 import runpod
@@ -21,28 +22,29 @@ WORKER_ID = os.getenv("RUNPOD_POD_ID", "unknown")
 STARTUP_TIMEOUT_S = int(os.getenv("STARTUP_TIMEOUT", "60"))
 ALIVE = (200, 301, 302, 303, 307, 308)
 ACTIONS = ["wakeup", "ready", "health", "keepalive", "shutdown"]
-cached = {}
+cached: dict[str, str] = {}
 
 
-def public_url():
+def public_url() -> str:
     return f"https://{WORKER_ID}-{PORT}.proxy.runpod.net"
 
 
-def new_session():
+def new_session() -> None:
     answer = requests.post(f"{SWARMUI}/API/GetNewSession", json={}, timeout=10)
     answer.raise_for_status()
     body = answer.json()
     cached.update(session_id=body["session_id"], version=body.get("version", "unknown"))
 
 
-def alive():
+def alive() -> bool:
     try:
-        return requests.get(SWARMUI, timeout=5, allow_redirects=False).status_code in ALIVE
+        status: int = requests.get(SWARMUI, timeout=5, allow_redirects=False).status_code
+        return status in ALIVE
     except requests.RequestException:
         return False
 
 
-def connection(**extra):
+def connection(**extra: object) -> dict[str, object]:
     return {
         "public_url": public_url(),
         "session_id": cached["session_id"],
@@ -52,7 +54,7 @@ def connection(**extra):
     }
 
 
-def keepalive(job_input):
+def keepalive(job_input: dict[str, Any]) -> dict[str, Any]:
     duration = int(job_input.get("duration", 3600))
     interval = max(1, int(job_input.get("interval", 30)))
     if duration <= 0:
@@ -76,7 +78,7 @@ def keepalive(job_input):
     }
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, Any]:
     job_input = job.get("input") or {}
     action = job_input.get("action", "wakeup")
     if action == "wakeup":
