@@ -256,18 +256,27 @@ def check_toml(block: Block) -> None:
 
 # --- sh --------------------------------------------------------------------------------------
 
-_NOT_RUN: Final = {"xdg-open"}  # opens a browser
+_NOT_RUN: Final = {"xdg-open": "opens a browser", "git": "clones from the network"}
 _VARIABLE: Final = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 
 
 def shell_commands(block: Block) -> Iterator[list[str]]:
     """Each command of a shell block as words: continuations joined, comments and redirects
-    dropped."""
-    for line in block.text.replace("\\\n", " ").splitlines():
+    dropped, the block's own variables (``export C=...`` used as ``$C`` later) expanded."""
+    text = block.text.replace("\\\n", " ")
+    local = {
+        match[1]: match[2]
+        for match in re.finditer(r"^export ([A-Z][A-Z0-9_]*)=(\S+)", text, re.M)
+        if f"${match[1]}" in text
+    }
+    for line in text.splitlines():
         words = shlex.split(line, comments=True)
         if "<" in words:
             words = words[: words.index("<")]
-        if words:
+        for name, value in local.items():
+            words = [word.replace(f"${name}", value) for word in words]
+        words = [w for w in words if not (w.startswith(tuple(f"{n}=" for n in local)))]
+        if words and words != ["export"]:
             yield words
 
 
