@@ -8,13 +8,14 @@ import pkgutil
 
 import pytest
 
+import observability
 import orchestrator
 import statecharts
 
 
 def _modules() -> list[str]:
     names = []
-    for package in (orchestrator, statecharts):
+    for package in (orchestrator, statecharts, observability):
         names.append(package.__name__)
         for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):
             if not info.name.endswith("__main__"):
