@@ -35,6 +35,8 @@ from ._trace_file import JsonLinesSpanExporter as JsonLinesSpanExporter
 from ._trace_file import SpanEventRecord as SpanEventRecord
 from ._trace_file import SpanRecord as SpanRecord
 from ._trace_file import read_trace_file as read_trace_file
+from ._worker_trace import WorkerTrace as WorkerTrace
+from ._worker_trace import WorkerTraces as WorkerTraces
 
 __all__ = [
     "REDACTED",
@@ -53,6 +55,8 @@ __all__ = [
     "Telemetry",
     "TraceContextFilter",
     "WorkerBill",
+    "WorkerTrace",
+    "WorkerTraces",
     "build_report",
     "configure_logging",
     "end_worker_span",

@@ -74,10 +74,11 @@ class ChartSpans:
             return next(reversed(self._open.values()))[0]
         return self._root
 
-    def start(self, root: Span, chart: Any, namer: PhaseNamer | None = None) -> None:
+    def start(self, root: Span, chart: Any = None, namer: PhaseNamer | None = None) -> None:
         """Arm the listener: states entered from now on open children of ``root``.
 
-        The chart's active states (entered before, e.g. the initial one) open theirs now.
+        The ``chart``'s active states (entered before, e.g. the initial one) open theirs now;
+        without a chart (armed before the chart is built) nothing is open yet.
         """
         self._root = root
         self._namer = namer or str
@@ -85,7 +86,8 @@ class ChartSpans:
         if not self._recording:
             return
         self._root_context = trace.set_span_in_context(root)
-        for state in sorted(chart.configuration, key=lambda s: s.parent is not None):
+        active = chart.configuration if chart is not None else ()
+        for state in sorted(active, key=lambda s: s.parent is not None):
             self._enter(state, "")
 
     def on_enter_state(self, state: Any, event: Any) -> None:

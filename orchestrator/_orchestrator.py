@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -22,6 +23,7 @@ from observability import (
     PoolReading,
     Telemetry,
     WorkerBill,
+    WorkerTraces,
     record_cost_span,
     span_attributes,
     span_time_ns,
@@ -32,7 +34,7 @@ from ._result import GenerationResult
 from ._retry import RetryPolicy
 from ._state import default_state_file
 from .engine import ChartStock, GenerationRequest, GenerationRun
-from .errors import Phase, SettingsError, TransportError, WorkerNotReadyError
+from .errors import Phase, SettingsError, WorkerNotReadyError
 from .keys import KeyProvider, resolve_runpod_key
 from .runpod import ApiCall, RunPodClient
 from .secrets import Secret
@@ -45,17 +47,17 @@ from .workers import (
     IdleWindow,
     JournalEntry,
     LeaseJournal,
-    LeasePool,
     PoolStatus,
     PrewarmSchedule,
     Recovery,
-    SharedV1Worker,
+    RunnerTimes,
     Station,
     V1Protocol,
     V2Protocol,
     WorkerHandle,
+    WorkerPool,
+    WorkerSession,
     recover_leases,
-    wait_until_swarm_ready,
 )
 
 __all__ = ["Orchestrator", "OrchestratorStatus"]
@@ -66,6 +68,8 @@ log = logging.getLogger("swarmpod")
 _HOLD_MARGIN_S = 60.0
 # How often a prewarm schedule is looked at (loop seconds).
 _SCHEDULE_TICK_S = 30.0
+# Connections beyond one long-poll and one short call per worker and one per generation.
+_SPARE_CONNECTIONS = 8
 
 
 def _utc_now() -> dt.datetime:
@@ -149,11 +153,12 @@ class Orchestrator:
         self.schedule = PrewarmSchedule.parse(settings.prewarm)
         self.recovered: list[Recovery] = []
         self._stations: dict[Secret, Station] = {}
-        self._pools: dict[Secret, LeasePool] = {}
+        self._opening = anyio.Lock()
         self._protocol: str = settings.worker_protocol
         self._journal: LeaseJournal | None = None
         self._budget: GpuBudget | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
+        self._stack: AsyncExitStack | None = None
         self.telemetry = telemetry or Telemetry.default()
         self.costs = CostLedger(
             EndpointBilling(
@@ -164,32 +169,38 @@ class Orchestrator:
             on_settled=self._settled,
         )
         self._charts = ChartStock(tracer=self.telemetry.tracer)
-        self._unwatch: Callable[[], None] | None = None
+        self._workers = WorkerTraces(self.telemetry, self.costs)
         self._charged: dict[str, float] = {}  # generation id → GPU-s charged before final
 
     async def __aenter__(self) -> Self:
-        state_file = self.settings.state_file or str(default_state_file())
-        self._journal = LeaseJournal(state_file)  # an unusable file stops here, nothing open
-        self._budget = GpuBudget(
-            state_file, limit_s=self.settings.daily_gpu_seconds_per_user, now=self._now
-        )
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
-        if self._protocol == "auto":
-            self._protocol = self._journal.known_protocol(self._endpoint_id) or "auto"
-        self._tasks = anyio.create_task_group()
-        await self._tasks.__aenter__()
-        if self._wall_clock is None:
-            started_wall, started_loop = _utc_now(), anyio.current_time()
-            self._wall_clock = lambda: (
-                started_wall + dt.timedelta(seconds=anyio.current_time() - started_loop)
+        """Open the state file, the HTTP session and the task group; recover what a previous
+        process left open. Whatever fails, what was opened is closed again."""
+        async with AsyncExitStack() as stack:
+            state_file = self.settings.state_file or str(default_state_file())
+            self._journal = LeaseJournal(state_file)  # an unusable file stops here
+            stack.callback(self._forget_stores)
+            self._budget = GpuBudget(
+                state_file, limit_s=self.settings.daily_gpu_seconds_per_user, now=self._now
             )
-        if self.settings.runpod_api_key:
-            await self.recover([self.settings.runpod_api_key])
-        if self.schedule.rules:
-            self._tasks.start_soon(self._follow_schedule)
-        self._charts.refill()
-        self._unwatch = self.telemetry.instruments.watch(self._reading)
+            if self._session is None:
+                self._session = self._new_session()
+                stack.push_async_callback(self._close_own_session)
+            if self._protocol == "auto":
+                self._protocol = self._journal.known_protocol(self._endpoint_id) or "auto"
+            self._tasks = await stack.enter_async_context(anyio.create_task_group())
+            stack.push_async_callback(self._stop_tasks)
+            if self._wall_clock is None:
+                started_wall, started_loop = _utc_now(), anyio.current_time()
+                self._wall_clock = lambda: (
+                    started_wall + dt.timedelta(seconds=anyio.current_time() - started_loop)
+                )
+            if self.settings.runpod_api_key:
+                await self.recover([self.settings.runpod_api_key])
+            if self.schedule.rules:
+                self._tasks.start_soon(self._follow_schedule)
+            self._charts.refill()
+            stack.callback(self.telemetry.instruments.watch(self._reading))
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(
@@ -198,22 +209,38 @@ class Orchestrator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._tasks is not None:
-            with anyio.CancelScope(shield=True):
-                await self.drain()
-            self._tasks.cancel_scope.cancel()
-            await self._tasks.__aexit__(None, None, None)
-            self._tasks = None
-        if self._unwatch is not None:
-            self._unwatch()
-            self._unwatch = None
+        """Release every worker (generations in flight end first), then close what
+        :meth:`__aenter__` opened."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        """The orchestrator's own HTTP session, with room for every long-poll (one per worker,
+        plus its short calls) and every generation forwarded at once (MaxConcurrent)."""
+        limit = 2 * self.settings.max_workers + self.settings.max_concurrent + _SPARE_CONNECTIONS
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+
+    async def _close_own_session(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _forget_stores(self) -> None:
         for store in (self._journal, self._budget):
             if store is not None:
                 store.close_file()
         self._journal = self._budget = None
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+
+    async def _stop_tasks(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.drain()
+        if self._tasks is not None:
+            self._tasks.cancel_scope.cancel()
+            self._tasks = None
 
     def __repr__(self) -> str:
         return (
@@ -268,7 +295,7 @@ class Orchestrator:
 
         async def connect() -> Station:
             key = await resolve_runpod_key(self.settings.runpod_api_key, user, self._keys)
-            return self._station_for(session, key)
+            return await self._station_for(session, key)
 
         run = GenerationRun(
             GenerationRequest(params=passed, images=count, user=user),
@@ -311,17 +338,11 @@ class Orchestrator:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self._budget.check(user)
         key = await resolve_runpod_key(self.settings.runpod_api_key, user, self._keys)
-        station = self._station_for(self._session, key)
-        pool = self._pools.get(key)
-        if pool is not None and self._protocol != "v1":
-            return pool.prewarm(workers, hold_s=hold_s)
-
-        async def wake_and_give_back() -> None:  # v1: the one worker, kept for the idle window
-            seat = await station.acquire(lambda waiting: None)
-            await station.give_back(seat)
-
-        self._tasks.start_soon(wake_and_give_back)
-        return 1
+        station = await self._station_for(self._session, key)
+        if station.protocol == "v1":  # the one v1 worker, woken or kept
+            station.prewarm(1, hold_s=hold_s)
+            return 1
+        return station.prewarm(workers, hold_s=hold_s)
 
     @contextlib.asynccontextmanager
     async def hold_worker(self, *, user: str | None = None) -> AsyncIterator[SwarmUIClient]:
@@ -339,33 +360,18 @@ class Orchestrator:
         """
         if self._session is None:
             raise RuntimeError("use 'async with Orchestrator(...)' before hold_worker()")
-        session = self._session
         key = await resolve_runpod_key(self.settings.runpod_api_key, user, self._keys)
-        station = self._station_for(session, key)
+        station = await self._station_for(self._session, key)
         timeouts = self.settings.timeouts
-        seat = station.try_take()
-        if seat is None:
-            with anyio.move_on_after(timeouts.startup):
-                seat = await station.acquire(lambda waiting: None)
-            if seat is None:
-                raise WorkerNotReadyError(timeouts.startup, phase=Phase.POLLING)
-        broken = False
-        try:
-            swarm = seat.handle.swarm_client(
-                session, session_id=seat.session_id, request_timeout=timeouts.request
-            )
-            if not seat.checked:
-                with anyio.fail_after(timeouts.startup):
-                    await wait_until_swarm_ready(
-                        swarm, poll_interval=self.settings.poll_interval, on_loading=lambda: None
-                    )
+        async with self._worker_session(station, self._session) as use:
+            if not use.take_warm():
+                with anyio.move_on_after(timeouts.startup):
+                    await use.acquire(lambda waiting: None)
+                if use.seat is None:
+                    raise WorkerNotReadyError(timeouts.startup, phase=Phase.POLLING)
+            with anyio.fail_after(timeouts.startup):
+                swarm = await use.ready(on_loading=lambda: None)
             yield swarm
-        except TransportError:
-            broken = True
-            raise
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(timeouts.release):
-                await station.give_back(seat, broken=broken)
 
     async def recover(self, keys: Iterable[Secret]) -> list[Recovery]:
         """Cancel leases a previous process left open with any of ``keys``; returns the report.
@@ -387,14 +393,13 @@ class Orchestrator:
     async def drain(self) -> None:
         """Release every worker held (also done on exit); generations in flight end first."""
         with anyio.move_on_after(self.settings.timeouts.generation):
-            while self.admission.in_flight:  # noqa: ASYNC110 (generations end on their own)
-                await anyio.sleep(0.1)
+            await self.admission.until_idle()
         for station in list(self._stations.values()):
             await station.close()
 
     def status(self) -> OrchestratorStatus:
         """Warm workers, queues and the idle window right now."""
-        pools = [pool.status() for pool in self._pools.values()]
+        pools = [station.status() for station in self._stations.values()]
         total = PoolStatus(
             warm=sum(p.warm for p in pools),
             busy=sum(p.busy for p in pools),
@@ -403,17 +408,12 @@ class Orchestrator:
             waiting=sum(p.waiting for p in pools),
             floor=max((p.floor for p in pools), default=0),
         )
-        v1_warm = sum(
-            1
-            for station in self._stations.values()
-            if isinstance(station, SharedV1Worker) and station.held is not None
-        )
         return OrchestratorStatus(
             endpoint_id=self._endpoint_id,
             protocol=self._protocol,
             in_flight=self.admission.in_flight,
             queued=self.admission.waiting,
-            warm=total.warm + v1_warm,
+            warm=total.warm,
             busy=total.busy,
             booting=total.booting,
             waiting_for_worker=total.waiting,
@@ -504,76 +504,76 @@ class Orchestrator:
             on_call=self._called,
         )
 
-    def _station_for(self, session: aiohttp.ClientSession, key: Secret) -> Station:
-        """The station of this endpoint for ``key`` (made on first use)."""
+    async def _station_for(self, session: aiohttp.ClientSession, key: Secret) -> Station:
+        """The station of this endpoint for ``key`` (opened on first use)."""
         station = self._stations.get(key)
         if station is not None:
             return station
-        if self._protocol == "v1":
-            station = self._v1_station(session, key)
-        elif self.settings.worker_protocol == "v2":
-            station = self._lease_pool(session, key)
-        else:  # auto: leases, falling back to v1; one probe at a time until a lease came
-            station = AutoStation(
-                self._lease_pool(session, key, probing=self._protocol == "auto"),
-                make_v1=lambda: self._v1_station(session, key),
-                on_detected=self._detected,
-            )
-        self._stations[key] = station
+        async with self._opening:
+            station = self._stations.get(key)
+            if station is not None:
+                return station
+            if self._protocol == "v1":
+                station = await self._open_pool(session, key, "v1")
+            elif self.settings.worker_protocol == "v2":
+                station = await self._open_pool(session, key, "v2")
+            else:  # auto: leases, falling back to v1; one probe at a time until a lease came
+                station = AutoStation(
+                    await self._open_pool(session, key, "v2", probing=self._protocol == "auto"),
+                    make_v1=lambda: self._open_pool(session, key, "v1"),
+                    on_detected=self._detected,
+                )
+            self._stations[key] = station
         return station
 
-    def _v1_station(self, session: aiohttp.ClientSession, key: Secret) -> SharedV1Worker:
+    async def _open_pool(
+        self, session: aiohttp.ClientSession, key: Secret, protocol: str, *, probing: bool = False
+    ) -> WorkerPool:
+        """A pool of ``protocol`` workers for ``key``, its task group started."""
         assert self._tasks is not None
         timeouts = self.settings.timeouts
-        protocol = V1Protocol(
-            client=self._client(session, key),
-            use_async=self.settings.use_async,
-            poll_interval=self.settings.poll_interval,
-            hold_seconds=timeouts.generation + timeouts.release + _HOLD_MARGIN_S,
-        )
-        return SharedV1Worker(
-            protocol,
-            self._tasks.start_soon,
-            self.idle,
-            journal=self._journal,
+        client = self._client(session, key)
+        poll = self.settings.poll_interval
+        worker_protocol: V1Protocol | V2Protocol
+        if protocol == "v1":
+            hold = timeouts.generation + timeouts.release + _HOLD_MARGIN_S
+            worker_protocol = V1Protocol(client, self.settings.use_async, poll, hold_seconds=hold)
+        else:
+            worker_protocol = V2Protocol(client, poll_interval=poll)
+
+        def swarm_for(handle: WorkerHandle) -> SwarmUIClient:
+            return handle.swarm_client(session, session_id=None, request_timeout=timeouts.request)
+
+        pool = WorkerPool(
+            worker_protocol,
             key=key,
             endpoint_id=self._endpoint_id,
-            costs=self.costs,
-            telemetry=self.telemetry,
-        )
-
-    def _lease_pool(
-        self, session: aiohttp.ClientSession, key: Secret, *, probing: bool = False
-    ) -> LeasePool:
-        assert self._tasks is not None
-        timeouts = self.settings.timeouts
-
-        def swarm_for(handle: WorkerHandle, session_id: str | None) -> SwarmUIClient:
-            return handle.swarm_client(
-                session, session_id=session_id, request_timeout=timeouts.request
-            )
-
-        pool = LeasePool(
-            V2Protocol(
-                client=self._client(session, key), poll_interval=self.settings.poll_interval
-            ),
-            key=key,
-            endpoint_id=self._endpoint_id,
-            spawn=self._tasks.start_soon,
-            swarm_for=swarm_for,
             idle=self.idle,
             max_workers=self.settings.max_workers,
-            generation_timeout=timeouts.generation,
-            release_timeout=timeouts.release,
-            startup_timeout=timeouts.startup,
+            times=RunnerTimes(
+                startup=timeouts.startup,
+                release=timeouts.release,
+                generation=timeouts.generation,
+                poll_interval=poll,
+            ),
+            swarm_for=swarm_for,
             journal=self._journal,
             probing=probing,
             on_confirmed=self._detected,
-            costs=self.costs,
-            telemetry=self.telemetry,
+            observe=self._workers,
         )
-        self._pools[key] = pool
+        await self._tasks.start(pool.serve)
         return pool
+
+    def _worker_session(self, station: Station, session: aiohttp.ClientSession) -> WorkerSession:
+        timeouts = self.settings.timeouts
+        return WorkerSession(
+            station,
+            http=session,
+            request_timeout=timeouts.request,
+            release_timeout=timeouts.release,
+            poll_interval=self.settings.poll_interval,
+        )
 
     def _detected(self, protocol: str) -> None:
         self._protocol = protocol
@@ -586,13 +586,7 @@ class Orchestrator:
         if not key or self._session is None:
             log.warning("[RunPodServerless] Prewarm needs the backend's RunPodApiKey; ignored")
             return
-        session = self._session
+        station = await self._station_for(self._session, key)
         while True:
-            target = self.schedule.workers_at(self._now())
-            station = self._station_for(session, key)
-            pool = self._pools.get(key)
-            if pool is not None and self._protocol != "v1":
-                pool.set_floor(target)
-            elif target and isinstance(station, SharedV1Worker) and station.held is None:
-                await self.prewarm(1)
+            station.set_floor(self.schedule.workers_at(self._now()))
             await anyio.sleep(_SCHEDULE_TICK_S)

@@ -52,7 +52,7 @@ from .workers import (
     Waiting,
     WaitReason,
     WorkerHandle,
-    wait_until_swarm_ready,
+    WorkerSession,
 )
 
 __all__ = ["ChartStock", "GenerationRequest", "GenerationRun", "expected_image_size"]
@@ -195,10 +195,8 @@ class GenerationRun:
     ) -> None:
         self.request = request
         self._connect = connect
-        self._station_or_none: Station | None = None
+        self._use: WorkerSession | None = None
         self._seat: Seat | None = None
-        self._given_back = False
-        self._broken = False
         self._session = session
         self._admission = admission
         self._timeouts = timeouts
@@ -262,7 +260,13 @@ class GenerationRun:
     async def _run(self) -> None:
         try:
             try:
-                self._station_or_none = await self._connect()
+                self._use = WorkerSession(
+                    await self._connect(),
+                    http=self._session,
+                    request_timeout=self._timeouts.request,
+                    release_timeout=self._timeouts.release,
+                    poll_interval=self._poll_interval,
+                )
                 if self._admission.in_flight >= self._admission.limit:
                     self._report(
                         Stage.QUEUED,
@@ -302,16 +306,16 @@ class GenerationRun:
     # --- the phases ---------------------------------------------------------------------
 
     async def _drive(self) -> None:
-        station = self._station
+        use = self._worker_use
         with anyio.move_on_after(self._timeouts.startup) as startup:
-            seat = station.try_take()
-            if seat is not None:
-                self._take(seat)
+            if use.take_warm():
+                assert use.seat is not None
+                self._take(use.seat)
                 self.chart.send("reuse_warm")
             else:
                 self.chart.send("wake")
                 self._report(Stage.BOOTING, "waiting for a worker", waiting="requesting")
-                self._take(await station.acquire(self._on_waiting))
+                self._take(await use.acquire(self._on_waiting))
                 if self.chart.state_id == "waking":
                     self.chart.send("accepted")
                 self.chart.send("worker_ready")
@@ -349,16 +353,13 @@ class GenerationRun:
     async def _check_ready(self) -> None:
         """Make sure the worker's SwarmUI has a session and no backend is still loading."""
         assert self._seat is not None
-        if not self._seat.checked:
-            await wait_until_swarm_ready(
-                self._swarm(),
-                poll_interval=self._poll_interval,
-                on_loading=lambda: self._report(
-                    Stage.BOOTING,
-                    "the worker's SwarmUI is loading its backend",
-                    waiting=WaitReason.MODEL_LOADING.value,
-                ),
-            )
+        await self._worker_use.ready(
+            on_loading=lambda: self._report(
+                Stage.BOOTING,
+                "the worker's SwarmUI is loading its backend",
+                waiting=WaitReason.MODEL_LOADING.value,
+            ),
+        )
         self._report(
             Stage.READY,
             f"worker {self._seat.handle.worker_id} is ready",
@@ -380,7 +381,7 @@ class GenerationRun:
                     expected_size=expected_image_size(self.request.params),
                 )
             except TransportError:
-                self._broken = True
+                self._worker_use.mark_broken()
                 raise
         if deadline.cancelled_caught:
             raise GenerationTimeoutError(self._timeouts.generation, phase=Phase.GENERATING)
@@ -389,17 +390,16 @@ class GenerationRun:
         """ShuttingDown: release the worker, shielded and bounded, then reach a final state."""
         if self.chart.state_id != "shutting_down":
             return
-        seat = None if self._given_back else self._seat
-        self._given_back = True
+        seat = self._seat
         if seat is not None:
             self._report(Stage.RELEASING, "giving the worker back")
         elif "Waking" in self.recorder.path:
             self._report(Stage.RELEASING, "withdrawing the request for a worker")
         self._account(seat)
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self._timeouts.release) as scope:
-            if seat is not None:
-                await self._station.give_back(seat, broken=self._broken)
-        if scope.cancelled_caught:
+        given_back = True
+        if self._use is not None:
+            given_back = await self._use.give_back()
+        if not given_back:
             log.warning(
                 "[RunPodServerless] releasing worker %s took over %g s; its keepalive %s ends "
                 "at its execution timeout at the latest",
@@ -412,19 +412,12 @@ class GenerationRun:
     # --- helpers ------------------------------------------------------------------------
 
     @property
-    def _station(self) -> Station:
-        assert self._station_or_none is not None, "connect() runs before any phase"
-        return self._station_or_none
+    def _worker_use(self) -> WorkerSession:
+        assert self._use is not None, "connect() runs before any phase"
+        return self._use
 
     def _swarm(self) -> SwarmUIClient:
-        assert self._handle is not None
-        if self._swarm_client is None:
-            self._swarm_client = self._handle.swarm_client(
-                self._session,
-                session_id=self._seat.session_id if self._seat else None,
-                request_timeout=self._timeouts.request,
-            )
-        return self._swarm_client
+        return self._worker_use.swarm()
 
     def _phase(self) -> Phase:
         return _PHASE_OF_STATE.get(self.chart.state_id, Phase.RELEASING)
@@ -617,8 +610,8 @@ class GenerationRun:
         cost.cold_start = self.cold_start
         cost.execution_s = seconds("Ready") + seconds("Generating")
         cost.boot_s = seconds("Waking") + seconds("Polling") if self.cold_start else 0.0
-        if seat is not None and seat.bill is not None:
-            seat.bill.serve(cost, execution_s=cost.execution_s)
+        if seat is not None:
+            seat.observer.served(cost, cost.execution_s)
         elif seat is None:
             self._costs.settle_alone(cost)
 

@@ -224,11 +224,14 @@ async def test_a_recorder_that_cannot_start_leaves_no_file(tmp_path: Path) -> No
 @pytest.mark.anyio
 async def test_a_caller_giving_up_is_replayed_at_the_same_moment(tmp_path: Path) -> None:
     path = tmp_path / "impatient.cassette.jsonl"
-    async with world(SLOW) as w, CassetteRecorder(path, w.orch.settings) as recorder:
-        with anyio.move_on_after(13.0):
+    async with (
+        world(SLOW, Transport="http") as w,
+        CassetteRecorder(path, w.orch.settings) as recorder,
+    ):
+        with anyio.move_on_after(17.0):  # mid-generation: its HTTP request is cut
             await recorder.generate(PARAMS, images=2)
     cassette = load_cassette(path)
-    assert cassette.generations[0].cancel_after == pytest.approx(13.0)
+    assert cassette.generations[0].cancel_after == pytest.approx(17.0)
     assert cassette.outcomes[0].state == "Cancelled"
     assert any(e.error is not None and e.error.kind == "cancelled" for e in cassette.exchanges)
 
@@ -478,7 +481,7 @@ async def test_a_request_the_cassette_cannot_answer_fails_the_verdict_saying_whi
     assert not report.passed
     first = report.problems[0]
     assert first.startswith("unexpected request WS swarm1 /API/GenerateText2ImageWS")
-    assert "the cassette expected next POST runpod /test-ep/cancel/" in first
+    assert "the cassette expected next GET runpod /test-ep/status/" in first  # the keepalive
     assert "generation 0: state 'Cancelled', recorded 'Done'" in report.problems
     assert "verdict: FAIL" in report.render()
 

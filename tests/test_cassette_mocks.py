@@ -90,8 +90,8 @@ async def test_the_runpod_timeline_answers_under_the_base_url_the_code_uses() ->
     assert len(states) == len(recorded_polls)
     assert states[0] is JobStatus.IN_QUEUE
     assert mocks.used[0].url.endswith("/run") and len(mocks.used) == 1 + len(states)
-    with pytest.raises(AssertionError, match=r"never requested; first: POST /v2/test-ep/run"):
-        mocks.assert_all_used()  # the keepalive and its cancel were never asked for
+    with pytest.raises(AssertionError, match=r"never requested; first: GET /v2/test-ep/health"):
+        mocks.assert_all_used()  # the health check, the keepalive and its cancel never asked
 
 
 async def test_a_request_the_cassette_does_not_hold_is_refused() -> None:
@@ -99,7 +99,7 @@ async def test_a_request_the_cassette_does_not_hold_is_refused() -> None:
         async with aiohttp.ClientSession() as session:
             client = RunPodClient(session, "test-ep", Secret("any"), base_url=RUNPOD)
             with pytest.raises(TransportError):
-                await client.health()
+                await client.purge_queue()
 
 
 def failing(seq: int, kind: str, type_: str, route: str = "status/j") -> Exchange:

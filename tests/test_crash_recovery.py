@@ -132,9 +132,11 @@ async def test_a_v1_keepalive_is_journalled_and_recovered_after_a_crash(tmp_path
 
             async def dies() -> None:  # the process is gone: nothing is released or closed
                 journal.close_file()
+                endpoint.faults.http_status("cancel", 500, times=20)  # its cancels never land
 
             crashed.drain = dies  # type: ignore[method-assign]
         assert keepalive.status == "IN_PROGRESS"
+        endpoint.faults.clear()  # RunPod answers the next process
         async with Orchestrator(settings) as orch:
             assert [r.entry.job_id for r in orch.recovered if r.cancelled] == [keepalive.id]
             assert keepalive.status == "CANCELLED"

@@ -147,7 +147,8 @@ async def test_the_lease_request_carries_the_pools_terms() -> None:
         lease_input = job.input
         assert lease_input["idle_seconds"] == 90  # the idle window + a 60 s safety margin
         assert lease_input["startup_grace_seconds"] == 90
-        assert lease_input["max_lease_seconds"] == 3600
+        # It takes generations for an hour before it retires, whatever GenerationTimeoutSec.
+        assert lease_input["max_lease_seconds"] == 3600 + 300 + 120
 
 
 async def test_a_run_answered_after_the_caller_gave_up_is_found_and_cancelled() -> None:

@@ -196,7 +196,7 @@ async def test_each_lease_is_its_own_trace_with_a_span_per_lease_state(
     assert number(attributes["swarmpod.runpod.delay_ms"]) >= 60_000  # queue + cold start
     assert number(attributes["swarmpod.runpod.execution_ms"]) > 0
     top = [s.name for s in phase_children(telemetry, lease)]
-    assert top == ["Requested", "Queued", "Booting", "Warm", "Draining", "Released"]
+    assert top == ["Requested", "Queued", "Booting", "Loading", "Warm", "Draining", "Released"]
     warm = next(s for s in phase_children(telemetry, lease) if s.name == "Warm")
     assert [s.name for s in phase_children(telemetry, warm)] == ["Idle", "Busy", "Idle"]
     (generation,) = roots(telemetry, "Generation:")

@@ -21,6 +21,8 @@ class Admission:
     def __init__(self, max_concurrent: int) -> None:
         self._limiter = anyio.CapacityLimiter(max_concurrent)
         self._waiting = 0
+        self._idle = anyio.Event()
+        self._idle.set()
 
     @property
     def in_flight(self) -> int:
@@ -46,7 +48,16 @@ class Admission:
             await self._limiter.acquire_on_behalf_of(token)
         finally:
             self._waiting -= 1
+        if self._idle.is_set():
+            self._idle = anyio.Event()
         try:
             yield
         finally:
             self._limiter.release_on_behalf_of(token)
+            if not self._limiter.borrowed_tokens:
+                self._idle.set()
+
+    async def until_idle(self) -> None:
+        """Wait until no generation is in flight."""
+        while self._limiter.borrowed_tokens:
+            await self._idle.wait()

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aiohttp
+import anyio
 
-from observability import WorkerBill
-
-from ..errors import OrchestratorError
 from ..secrets import Secret
 from ..swarmui import SwarmUIClient
+from ._observer import NO_OBSERVER, WorkerObserver
 
-__all__ = ["Seat", "WakeReceipt", "WorkerHandle", "copy_failure"]
+__all__ = ["Seat", "WakeReceipt", "WorkerHandle"]
 
 
 @dataclass(frozen=True)
@@ -88,9 +87,10 @@ class Seat:
         boot_s: seconds from requesting the worker until it was ready, for a cold seat.
         session_id: a SwarmUI session already open on the worker, if any.
         checked: the worker's SwarmUI was checked ready (sessions, backends) already.
-        token: the holder's private reference (which lease or wake-up it came from).
+        token: the holder's private reference (the worker's slot in its pool).
         taken_at: loop time at which the seat was taken.
-        bill: the worker's bill, which the generation tells what it used (cost attribution).
+        observer: the worker's observer, told what the generation used (cost attribution).
+        ended: set when the worker's life ended (released or lost) while the seat may be held.
     """
 
     handle: WorkerHandle
@@ -102,15 +102,5 @@ class Seat:
     checked: bool = False
     token: object = None
     taken_at: float = 0.0
-    bill: WorkerBill | None = None
-
-
-def copy_failure(failure: BaseException | None) -> BaseException:
-    """A per-caller error for a failure shared by several generations (raise it ``from`` the
-    shared one): each caller raises its own error, never the shared object.
-    """
-    if isinstance(failure, OrchestratorError):
-        return failure.again()
-    if failure is None:
-        return RuntimeError("the shared wake-up ended without a worker or an error")
-    return RuntimeError(f"the shared wake-up failed: {failure!r}")
+    observer: WorkerObserver = NO_OBSERVER
+    ended: anyio.Event | None = None

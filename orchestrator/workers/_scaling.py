@@ -1,58 +1,47 @@
-"""When to scale out: a new lease only for a generation it would serve sooner than a held seat."""
+"""When to scale out: a new worker only for a generation no seat held or coming serves sooner."""
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Iterable
 
-__all__ = ["new_leases_needed"]
+__all__ = ["servable_before"]
 
 
-def new_leases_needed(
-    *,
-    now: float,
-    waiting: int,
-    seats_free_at: Iterable[float],
-    cold_start_s: float,
-    generation_s: float | None,
+def servable_before(
+    horizon: float, seats_free_at: Iterable[tuple[float, int]], generation_s: float | None
 ) -> int:
-    """How many new leases the ``waiting`` generations need, served in arrival order.
+    """How many generations in line the seats serve, one after another, by ``horizon``.
 
-    Each waiting generation takes the seat that frees first: a free seat (``now``), a busy one
-    when its generation is expected to end, a booting lease's when it is expected ready. A new
-    lease would be ready ``cold_start_s`` from now; it is needed only for a generation that no
-    seat would reach sooner. A seat serves one generation after another, ``generation_s``
-    apart (None: unknown yet, so a busy seat is not counted on).
+    The line is served in order, each generation taking the seat that frees first: a free seat
+    (now), a busy one when its generation is expected to end, a coming worker's when it is
+    expected ready; ``seats_free_at`` gives (when, how many seats) pairs. A new worker asked
+    for now would be ready at ``horizon``, so it is needed only for the generations beyond what
+    the seats serve by then. A seat serves one generation
+    after another, ``generation_s`` apart (None: unknown yet, so each seat serves one). A seat
+    free at ``t <= horizon`` serves ``1 + floor((horizon - t) / generation_s)`` generations by
+    then: the count is a sum over the seats, whatever the length of the line.
 
     A second request arriving while the first one's worker boots waits for that worker rather
     than booting a second one that would arrive later anyway:
 
-    >>> new_leases_needed(now=40, waiting=2, seats_free_at=[75], cold_start_s=75, generation_s=4)
-    0
+    >>> servable_before(115, [(115, 1)], 4)
+    1
 
-    Three generations queued behind a warm worker that finishes one every 4 s need no new
-    worker (it would take 75 s to come); with nothing held, each needs one (up to MaxWorkers,
-    which the caller applies):
+    A warm worker that finishes one every 4 s serves 19 generations before a worker asked for
+    now could (75 s); with nothing held, none:
 
-    >>> new_leases_needed(now=0, waiting=3, seats_free_at=[0], cold_start_s=75, generation_s=4)
-    0
-    >>> new_leases_needed(now=0, waiting=3, seats_free_at=[], cold_start_s=75, generation_s=4)
-    3
-    >>> new_leases_needed(now=0, waiting=3, seats_free_at=[], cold_start_s=75, generation_s=None)
-    3
+    >>> servable_before(75, [(0, 1)], 4), servable_before(75, [], 4)
+    (19, 0)
+    >>> servable_before(75, [(0, 2), (math.inf, 1)], None)
+    2
     """
-    seats = [t for t in seats_free_at if math.isfinite(t)]
-    heapq.heapify(seats)
-    new_seat_at = now + cold_start_s
-    new = 0
-    for _ in range(waiting):
-        free_at = seats[0] if seats else math.inf
-        if free_at > new_seat_at:
-            new += 1
-            taken = new_seat_at
+    served = 0
+    for free_at, seats in seats_free_at:
+        if free_at > horizon or seats <= 0:
+            continue
+        if generation_s is None or generation_s <= 0:
+            served += seats
         else:
-            taken = heapq.heappop(seats)
-        if generation_s is not None:
-            heapq.heappush(seats, max(taken, now) + generation_s)
-    return new
+            served += seats * (1 + math.floor((horizon - free_at) / generation_s + 1e-9))
+    return served

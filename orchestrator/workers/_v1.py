@@ -19,7 +19,7 @@ from ..errors import JobFailedError, OrchestratorError, Phase, WorkerProtocolErr
 from ..runpod import Job, JobPolicy, JobStatus, RunPodClient
 from ._handle import WakeReceipt, WorkerHandle
 
-__all__ = ["V1Protocol", "WakeWatcher"]
+__all__ = ["V1Protocol", "WakeWatcher", "receipt_from"]
 
 log = logging.getLogger("swarmpod.workers")
 
@@ -65,7 +65,7 @@ class V1Protocol:
             job = await self.client.status(job.id)
         if watch is not None:
             watch(job)
-        return _receipt_from(job)
+        return receipt_from(job)
 
     async def hold(self, receipt: WakeReceipt) -> WorkerHandle:
         """Submit the keepalive at once, so the woken worker does not idle out."""
@@ -146,7 +146,8 @@ def _runsync_wait_ms(poll_interval: float) -> int:
     return 90_000 if poll_interval < 90 else 300_000
 
 
-def _receipt_from(job: Job) -> WakeReceipt:
+def receipt_from(job: Job) -> WakeReceipt:
+    """The worker a completed wake-up job woke (raises why when it did not)."""
     if job.state is not JobStatus.COMPLETED:
         raise JobFailedError(
             f"The wake-up job ended {job.status}"
