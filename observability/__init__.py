@@ -17,6 +17,8 @@ from ._cost import GenerationCost as GenerationCost
 from ._cost import WorkerBill as WorkerBill
 from ._cost_spans import end_worker_span as end_worker_span
 from ._cost_spans import record_cost_span as record_cost_span
+from ._generation_trace import GenerationTrace as GenerationTrace
+from ._generation_trace import GenerationTraces as GenerationTraces
 from ._logs import REDACTED as REDACTED
 from ._logs import RedactingFilter as RedactingFilter
 from ._logs import TraceContextFilter as TraceContextFilter
@@ -28,6 +30,11 @@ from ._metrics import PoolReading as PoolReading
 from ._report import ReportSummary as ReportSummary
 from ._report import build_report as build_report
 from ._report import write_report as write_report
+from ._request_span import RequestSpan as RequestSpan
+from ._request_span import request_span as request_span
+from ._runpod_calls import record_api_call as record_api_call
+from ._runpod_calls import record_retry as record_retry
+from ._runpod_calls import record_settled as record_settled
 from ._telemetry import OpenSpans as OpenSpans
 from ._telemetry import Telemetry as Telemetry
 from ._telemetry import otlp_configured as otlp_configured
@@ -44,12 +51,15 @@ __all__ = [
     "CostLedger",
     "EndpointBilling",
     "GenerationCost",
+    "GenerationTrace",
+    "GenerationTraces",
     "Instruments",
     "JsonLinesSpanExporter",
     "OpenSpans",
     "PoolReading",
     "RedactingFilter",
     "ReportSummary",
+    "RequestSpan",
     "SpanEventRecord",
     "SpanRecord",
     "Telemetry",
@@ -62,9 +72,13 @@ __all__ = [
     "end_worker_span",
     "otlp_configured",
     "read_trace_file",
+    "record_api_call",
     "record_cost_span",
+    "record_retry",
+    "record_settled",
     "redact",
     "register_secret",
+    "request_span",
     "span_attributes",
     "span_time_ns",
     "write_report",

@@ -17,6 +17,7 @@ from .errors import GenerationTimeoutError as GenerationTimeoutError
 from .errors import ImageDecodeError as ImageDecodeError
 from .errors import JobFailedError as JobFailedError
 from .errors import MissingApiKeyError as MissingApiKeyError
+from .errors import NoCapacityError as NoCapacityError
 from .errors import NoImagesError as NoImagesError
 from .errors import OrchestratorError as OrchestratorError
 from .errors import Phase as Phase
@@ -25,6 +26,7 @@ from .errors import RunPodError as RunPodError
 from .errors import SettingsError as SettingsError
 from .errors import SwarmUIError as SwarmUIError
 from .errors import TransportError as TransportError
+from .errors import WorkerCrashLoopError as WorkerCrashLoopError
 from .errors import WorkerNotReadyError as WorkerNotReadyError
 from .keys import KeyProvider as KeyProvider
 from .keys import StaticKeys as StaticKeys
@@ -44,6 +46,7 @@ __all__ = [
     "JobFailedError",
     "KeyProvider",
     "MissingApiKeyError",
+    "NoCapacityError",
     "NoImagesError",
     "Orchestrator",
     "OrchestratorError",
@@ -64,5 +67,6 @@ __all__ = [
     "Timeouts",
     "TransportError",
     "WaitReason",
+    "WorkerCrashLoopError",
     "WorkerNotReadyError",
 ]

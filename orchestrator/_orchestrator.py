@@ -14,29 +14,29 @@ from typing import Any, Self
 import aiohttp
 import anyio
 import anyio.abc
-from opentelemetry import trace
 
 from observability import (
     CostLedger,
     EndpointBilling,
     GenerationCost,
+    GenerationTraces,
     PoolReading,
     Telemetry,
     WorkerBill,
     WorkerTraces,
-    record_cost_span,
-    span_attributes,
-    span_time_ns,
+    record_api_call,
+    record_retry,
+    record_settled,
 )
 
-from ._progress import ProgressCallback
-from ._result import GenerationResult
+from ._progress import ProgressCallback, ProgressReporter
+from ._result import GenerationResult, result_of
 from ._retry import RetryPolicy
 from ._state import default_state_file
-from .engine import ChartStock, GenerationRequest, GenerationRun
+from .engine import GenerationPlan, GenerationRequest, GenerationRun
 from .errors import Phase, SettingsError, WorkerNotReadyError
 from .keys import KeyProvider, resolve_runpod_key
-from .runpod import ApiCall, RunPodClient
+from .runpod import RunPodClient
 from .secrets import Secret
 from .settings import Settings
 from .swarmui import SwarmUIClient, check_params
@@ -168,7 +168,7 @@ class Orchestrator:
             ),
             on_settled=self._settled,
         )
-        self._charts = ChartStock(tracer=self.telemetry.tracer)
+        self._generations = GenerationTraces(self.telemetry, self.costs)
         self._workers = WorkerTraces(self.telemetry, self.costs)
         self._charged: dict[str, float] = {}  # generation id → GPU-s charged before final
 
@@ -198,7 +198,6 @@ class Orchestrator:
                 await self.recover([self.settings.runpod_api_key])
             if self.schedule.rules:
                 self._tasks.start_soon(self._follow_schedule)
-            self._charts.refill()
             stack.callback(self.telemetry.instruments.watch(self._reading))
             self._stack = stack.pop_all()
         return self
@@ -298,25 +297,26 @@ class Orchestrator:
             return await self._station_for(session, key)
 
         run = GenerationRun(
-            GenerationRequest(params=passed, images=count, user=user),
-            connect=connect,
-            session=session,
-            admission=self.admission,
-            timeouts=self.settings.timeouts,
-            poll_interval=self.settings.poll_interval,
-            transport=self.settings.transport,
-            on_progress=on_progress,
-            charts=self._charts,
-            telemetry=self.telemetry,
-            costs=self.costs,
-            endpoint_id=self._endpoint_id,
+            GenerationPlan(
+                GenerationRequest(params=passed, images=count, user=user),
+                connect=connect,
+                http=session,
+                admission=self.admission,
+                timeouts=self.settings.timeouts,
+                poll_interval=self.settings.poll_interval,
+                transport=self.settings.transport,
+                endpoint_id=self._endpoint_id,
+            )
         )
+        trace = self._generations.observe(run)
+        run.observe(trace)
+        if on_progress is not None:
+            run.observe(ProgressReporter(on_progress))
         try:
-            result = await run.run()
+            await run.run()
         finally:
-            self._charge(user, run)
-            self._charts.refill()
-        return result
+            self._charge(user, run, trace.cost)
+        return result_of(run, trace.cost)
 
     async def prewarm(
         self, workers: int = 1, *, user: str | None = None, hold_s: float | None = None
@@ -423,46 +423,11 @@ class Orchestrator:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _called(self, call: ApiCall) -> None:
-        """A RunPod API call was answered (or failed): count it, note it on the current span."""
-        status = str(call.status) if call.status is not None else "error"
-        self.telemetry.instruments.api_calls.add(1, {"route": call.route, "status": status})
-        span = trace.get_current_span()
-        if span.is_recording():
-            span.add_event(
-                f"runpod.{call.route}",
-                span_attributes(
-                    {
-                        "http.status": call.status,
-                        "attempt": call.attempt,
-                        "duration_s": round(call.duration_s, 3),
-                        "runpod.job_id": call.job_id,
-                        "error": call.error,
-                    }
-                ),
-                timestamp=span_time_ns(),
-            )
-
     def _settled(self, settled: GenerationCost | WorkerBill) -> None:
-        """A cost became final: a ``Cost:*`` span in its trace, and the cost counters."""
-        instruments = self.telemetry.instruments
-        if isinstance(settled, WorkerBill):
-            billed = settled.billed_s or 0.0
-            labels = {"phase": "unattributed", "user": "", "model": ""}
-            instruments.gpu_seconds.add(billed, labels)
-            instruments.cost.add(self.costs.billing.usd(billed), {"user": "", "model": ""})
-            record_cost_span(self.telemetry.tracer, settled, self.costs.billing)
-            return
-        self._charge_rest(settled)
-        user, model = settled.user or "", settled.model or ""
-        for phase, seconds in (
-            ("boot", settled.boot_s),
-            ("execution", settled.execution_s),
-            ("idle_tail", settled.idle_tail_s),
-        ):
-            instruments.gpu_seconds.add(seconds, {"phase": phase, "user": user, "model": model})
-        instruments.cost.add(settled.cost_usd, {"user": user, "model": model})
-        record_cost_span(self.telemetry.tracer, settled, self.costs.billing)
+        """A cost became final: its span and counters, and the rest of its budget charge."""
+        if isinstance(settled, GenerationCost):
+            self._charge_rest(settled)
+        record_settled(self.telemetry, self.costs, settled)
 
     def _reading(self) -> PoolReading:
         status = self.status()
@@ -475,14 +440,14 @@ class Orchestrator:
     def _now(self) -> dt.datetime:
         return self._wall_clock() if self._wall_clock is not None else _utc_now()
 
-    def _charge(self, user: str | None, run: GenerationRun) -> None:
+    def _charge(self, user: str | None, run: GenerationRun, cost: GenerationCost) -> None:
         """Charge the user's budget with the GPU-seconds this generation kept a worker busy
         (only counted when a budget is set: no SQLite write per generation otherwise). Its
         share of the worker's idle time follows when the worker's bill closes (:meth:`_settled`).
         """
         if self._budget is not None and self._budget.limit_s > 0:
             self._budget.charge(user, run.gpu_seconds)
-            if not run.cost.final:
+            if not cost.final:
                 self._charged[run.generation_id] = run.gpu_seconds
 
     def _charge_rest(self, cost: GenerationCost) -> None:
@@ -501,7 +466,8 @@ class Orchestrator:
             base_url=self.settings.runpod_base_url,
             retry=self._retry,
             request_timeout=self.settings.request_timeout_sec,
-            on_call=self._called,
+            on_call=lambda call: record_api_call(self.telemetry, call),
+            on_retry=lambda retry: record_retry(self.telemetry, retry),
         )
 
     async def _station_for(self, session: aiohttp.ClientSession, key: Secret) -> Station:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ProgressCallback", "ProgressEvent", "Stage"]
+if TYPE_CHECKING:
+    from .engine import GenerationRun
+
+__all__ = ["ProgressCallback", "ProgressEvent", "ProgressReporter", "Stage"]
+
+log = logging.getLogger("swarmpod.engine")
 
 
 class Stage(enum.StrEnum):
@@ -43,3 +49,61 @@ class ProgressEvent:
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
+
+
+class ProgressReporter:
+    """Turns a generation's domain events into the caller's :class:`ProgressEvent` calls.
+
+    A callback that raises is logged and ignored: it never stops the generation.
+    """
+
+    def __init__(self, callback: ProgressCallback) -> None:
+        self._callback = callback
+
+    def on_enter_state(self, state: Any, event: Any) -> None:
+        """Phases are told through :meth:`reported`."""
+
+    def on_exit_state(self, state: Any) -> None:
+        """Phases are told through :meth:`reported`."""
+
+    def reported(
+        self,
+        run: GenerationRun,
+        stage: Stage,
+        message: str,
+        percent: float | None,
+        detail: Mapping[str, Any],
+    ) -> None:
+        """One progress event."""
+        self._send(run, stage, message, percent, {k: v for k, v in detail.items() if v is not None})
+
+    def stepped(self, run: GenerationRun, percent: float, image: int, images_done: int) -> None:
+        """``generating n%`` with the image and the images done."""
+        detail = {"batch_index": image, "done": images_done}
+        self._send(run, Stage.GENERATING, f"generating {percent:.0%}", percent, detail)
+
+    def worker_taken(self, run: GenerationRun, seat: Any) -> None:
+        """Told as the ready report."""
+
+    def finished(self, run: GenerationRun) -> None:
+        """Told as the final report."""
+
+    def _send(
+        self,
+        run: GenerationRun,
+        stage: Stage,
+        message: str,
+        percent: float | None,
+        detail: Mapping[str, Any],
+    ) -> None:
+        event = ProgressEvent(
+            stage=stage,
+            message=message,
+            elapsed=run.elapsed,
+            percent=percent,
+            detail=detail,
+        )
+        try:
+            self._callback(event)
+        except Exception:
+            log.exception("[RunPodServerless] a progress callback raised; ignored")

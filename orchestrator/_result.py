@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from observability import GenerationCost
 
 from .swarmui import GeneratedImage
 
-__all__ = ["GenerationResult", "PhaseTimings"]
+if TYPE_CHECKING:
+    from .engine import GenerationRun
+
+__all__ = ["GenerationResult", "PhaseTimings", "result_of"]
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,31 @@ class GenerationResult:
     def seeds(self) -> list[int | None]:
         """The seed of each image, in order."""
         return [image.seed for image in self.images]
+
+
+def result_of(run: GenerationRun, cost: GenerationCost | None) -> GenerationResult:
+    """The result of a generation that reached Done: its images, timings, path and cost."""
+    seconds = run.recorder.seconds_in
+    seat = run.seat
+    cold = seat is not None and seat.cold
+    admitted = run.admitted_at if run.admitted_at is not None else run.submitted_at
+    return GenerationResult(
+        images=tuple(run.images),
+        cold_start=cold,
+        timings=PhaseTimings(
+            queued=admitted - run.submitted_at,
+            waking=seconds("Waking"),
+            polling=seconds("Polling"),
+            ready=seconds("Ready"),
+            generating=seconds("Generating"),
+            releasing=seconds("ShuttingDown"),
+            total=run.elapsed,
+        ),
+        path=tuple(run.recorder.path),
+        worker_id=seat.handle.worker_id if seat is not None else None,
+        job_ids=seat.job_ids if seat is not None else (),
+        runpod_delay_ms=seat.delay_ms if seat is not None and cold else None,
+        gpu_seconds=run.gpu_seconds,
+        cost=cost,
+        generation_id=run.generation_id,
+    )

@@ -24,6 +24,8 @@ needs to decide what to do as attributes, never only in their message::
     │   └── WorkerProtocolError       the worker answered in a shape its protocol does not allow
     │       └── ProtocolMismatchError the endpoint speaks another worker protocol (.detected)
     ├── WorkerNotReadyError           no worker became ready within StartupTimeoutSec
+    │   ├── NoCapacityError           ... because RunPod had no GPU (workers throttled)
+    │   └── WorkerCrashLoopError      ... because the workers crash while starting (unhealthy)
     ├── GenerationTimeoutError        the generation ran past GenerationTimeoutSec
     └── SwarmUIError                  the worker's SwarmUI refused or failed (.error_id)
         ├── SwarmUISessionError       the session stayed invalid after one renewal
@@ -59,6 +61,7 @@ __all__ = [
     "JobFailedError",
     "MasterKeyError",
     "MissingApiKeyError",
+    "NoCapacityError",
     "NoImagesError",
     "OrchestratorClosingError",
     "OrchestratorError",
@@ -75,6 +78,7 @@ __all__ = [
     "SwarmUIError",
     "SwarmUISessionError",
     "TransportError",
+    "WorkerCrashLoopError",
     "WorkerNotReadyError",
     "WorkerProtocolError",
     "runpod_error_for_status",
@@ -451,18 +455,37 @@ class WorkerNotReadyError(OrchestratorError):
     """
 
     retryable_default = True
+    advice = (
+        "Check the endpoint's max workers and GPU availability in the RunPod console (IN_QUEUE "
+        "means no worker started; unhealthy workers mean the image crashes at start), or raise "
+        "StartupTimeoutSec for slow first installs."
+    )
 
     def __init__(self, timeout_s: float, *, last_status: str | None = None, **kwargs: Any) -> None:
         seen = f" (wake-up job last seen {last_status})" if last_status else ""
-        super().__init__(
-            f"Worker not ready within {timeout_s:g} s{seen}. Check the endpoint's max workers "
-            "and GPU availability in the RunPod console (IN_QUEUE means no worker started; "
-            "unhealthy workers mean the image crashes at start), or raise StartupTimeoutSec "
-            "for slow first installs.",
-            **kwargs,
-        )
+        super().__init__(f"Worker not ready within {timeout_s:g} s{seen}. {self.advice}", **kwargs)
         self.timeout_s = timeout_s
         self.last_status = last_status
+
+
+class NoCapacityError(WorkerNotReadyError):
+    """Raised when no worker became ready because RunPod had no GPU for the endpoint: its
+    workers stayed throttled (``/health``) until the startup timeout."""
+
+    advice = (
+        "RunPod has no GPU for this endpoint right now: its workers stayed throttled. Allow "
+        "more GPU types on the endpoint, or try again later."
+    )
+
+
+class WorkerCrashLoopError(WorkerNotReadyError):
+    """Raised when no worker became ready because the endpoint's workers crash while starting
+    (``unhealthy`` in ``/health``) until the startup timeout."""
+
+    advice = (
+        "The endpoint's workers crash while starting (unhealthy): read the worker logs in the "
+        "RunPod console (image, start command, model downloads, GPU memory)."
+    )
 
 
 class GenerationTimeoutError(OrchestratorError):

@@ -84,6 +84,7 @@ def test_public_names_are_exactly_the_intended_ones() -> None:
             "JobPolicy",
             "JobStatus",
             "PurgeResult",
+            "RetryNotice",
             "RunPodClient",
             "StreamChunk",
         ]

@@ -4,6 +4,7 @@ Facts it is built to: ``specs/runpod-api.md``. Errors come from :mod:`orchestrat
 """
 
 from ._calls import ApiCall as ApiCall
+from ._calls import RetryNotice as RetryNotice
 from ._client import DEFAULT_BASE_URL as DEFAULT_BASE_URL
 from ._client import RunPodClient as RunPodClient
 from ._models import Health as Health
@@ -25,6 +26,7 @@ __all__ = [
     "JobPolicy",
     "JobStatus",
     "PurgeResult",
+    "RetryNotice",
     "RunPodClient",
     "StreamChunk",
 ]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ApiCall", "may_reask_undecodable", "may_retry_status", "may_retry_transport"]
+__all__ = [
+    "ApiCall",
+    "RetryNotice",
+    "may_reask_undecodable",
+    "may_retry_status",
+    "may_retry_transport",
+]
 
 # POST /run and /runsync create a job. Repeating one whose request may have reached RunPod
 # (a 500, a read timeout, a dropped connection) can create a duplicate job, the concern raised
@@ -38,6 +44,23 @@ class ApiCall:
     duration_s: float
     job_id: str | None
     error: str | None
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """A failed RunPod call about to be tried again (for spans and logs).
+
+    Attributes:
+        route: the API route.
+        failure: what went wrong, in a few words (``HTTP 503``, ``ServerDisconnectedError``).
+        attempt: the attempt that failed (1 for the first).
+        delay_s: how long until the next attempt.
+    """
+
+    route: str
+    failure: str
+    attempt: int
+    delay_s: float
 
 
 def may_retry_status(route: str, status: int) -> bool:

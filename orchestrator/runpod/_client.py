@@ -9,14 +9,18 @@ from typing import Any, Final, TypeVar
 import aiohttp
 import anyio
 import msgspec
-from opentelemetry import trace
 
-from observability import span_time_ns
 from orchestrator._retry import RetryPolicy, parse_retry_after
 from orchestrator.errors import TransportError, runpod_error_for_status
 from orchestrator.secrets import Secret
 
-from ._calls import ApiCall, may_reask_undecodable, may_retry_status, may_retry_transport
+from ._calls import (
+    ApiCall,
+    RetryNotice,
+    may_reask_undecodable,
+    may_retry_status,
+    may_retry_transport,
+)
 from ._models import Health, Job, JobPolicy, PurgeResult, StreamChunk, decode_stream
 
 __all__ = ["DEFAULT_BASE_URL", "RunPodClient"]
@@ -56,7 +60,8 @@ class RunPodClient:
     the lost answer carried is never sent again); then it raises ``TransportError`` naming the
     route, ``retryable`` except on ``/run`` and ``/runsync``. A connection lost after a
     ``/stream`` request was sent is not retried either, for the same reason.
-    Error bodies are never read into messages. ``on_call`` sees every HTTP attempt.
+    Error bodies are never read into messages. ``on_call`` sees every HTTP attempt, ``on_retry``
+    every retry about to happen.
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class RunPodClient:
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 (frozen value object)
         request_timeout: float = 30.0,
         on_call: Callable[[ApiCall], None] | None = None,
+        on_retry: Callable[[RetryNotice], None] | None = None,
     ) -> None:
         self._session = session
         self.endpoint_id = endpoint_id
@@ -77,6 +83,7 @@ class RunPodClient:
         self._retry = retry
         self._request_timeout = request_timeout
         self._on_call = on_call
+        self._on_retry = on_retry
 
     def __repr__(self) -> str:
         return f"RunPodClient(endpoint_id={self.endpoint_id!r}, base_url={self.base_url!r})"
@@ -273,13 +280,8 @@ class RunPodClient:
         _log.info(
             "[RunPodApiClient] /%s failed (%s), retry %d in %.2f s", route, what, attempt, delay
         )
-        span = trace.get_current_span()
-        if span.is_recording():
-            span.add_event(
-                "retry",
-                {"route": route, "failure": what, "attempt": attempt, "delay_s": delay},
-                timestamp=span_time_ns(),
-            )
+        if self._on_retry is not None:
+            self._on_retry(RetryNotice(route, what, attempt, delay))
         await anyio.sleep(delay)
 
     def _report(

@@ -17,10 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 from aiohttp import WSMsgType, web
-from opentelemetry import propagate
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from observability import span_time_ns
+from observability import request_span
 
 from ..accounts import User
 from ._envelope import ApiRefusalError, bad_request, ok, parse_json_object, read_body
@@ -86,25 +84,10 @@ async def handle_api(
     The span continues the caller's trace when the request carries a W3C ``traceparent``
     header, and the generations it starts are its children: one request, one trace.
     """
-    tracer = service.telemetry.tracer
-    parent = propagate.extract(request.headers)
-    name = f"{request.method} {request.path}"
-    with tracer.start_as_current_span(
-        name,
-        context=parent,
-        kind=SpanKind.SERVER,
-        start_time=span_time_ns(),
-        end_on_exit=False,
-        attributes={"http.request.method": request.method, "url.path": request.path},
-    ) as span:
-        try:
-            response = await _handle_api(request, service, routes)
-            span.set_attribute("http.response.status_code", response.status)
-            if response.status >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-            return response
-        finally:
-            span.end(end_time=span_time_ns())
+    with request_span(service.telemetry, request.method, request.path, request.headers) as span:
+        response = await _handle_api(request, service, routes)
+        span.answered(response.status)
+        return response
 
 
 async def _handle_api(

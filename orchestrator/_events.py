@@ -1,0 +1,51 @@
+"""What a generation tells whoever observes it: the engine's domain events, no telemetry here.
+
+The engine (:class:`~orchestrator.engine.GenerationRun`) attaches each observer to the
+generation's chart (every state entered and left) and tells it the facts the chart does not
+hold. Observers turn them into what they are for: the caller's progress events
+(:class:`~orchestrator._progress.ProgressReporter`), or spans, metrics and the generation's cost
+(:class:`observability.GenerationTrace`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._progress import Stage
+
+if TYPE_CHECKING:
+    from .engine import GenerationRun
+    from .workers import Seat
+
+__all__ = ["GenerationObserver"]
+
+
+class GenerationObserver(Protocol):
+    """Hears one generation: its chart's states (as a chart listener) and these facts."""
+
+    def on_enter_state(self, state: Any, event: Any) -> None:
+        """The generation's chart entered ``state`` (its phase begins) on ``event``."""
+
+    def on_exit_state(self, state: Any) -> None:
+        """The generation's chart left ``state`` (its phase ends)."""
+
+    def reported(
+        self,
+        run: GenerationRun,
+        stage: Stage,
+        message: str,
+        percent: float | None,
+        detail: Mapping[str, Any],
+    ) -> None:
+        """Where the generation stands, in words: queued, why it waits for a worker, ready,
+        forwarded, an image done, the model loading, releasing, its outcome."""
+
+    def stepped(self, run: GenerationRun, percent: float, image: int, images_done: int) -> None:
+        """One sampling step of image ``image`` done; ``percent`` of the whole generation."""
+
+    def worker_taken(self, run: GenerationRun, seat: Seat) -> None:
+        """The generation got its seat on a worker (warm, or after its cold start)."""
+
+    def finished(self, run: GenerationRun) -> None:
+        """The generation reached its final state (Done, Failed or Cancelled)."""
