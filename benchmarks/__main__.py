@@ -14,6 +14,7 @@ BENCHMARKS = (
     "benchmarks.engine_overhead",
     "benchmarks.tracing_overhead",
     "benchmarks.virtual_time",
+    "benchmarks.scale",
 )
 
 

@@ -68,6 +68,8 @@ log = logging.getLogger("swarmpod")
 _HOLD_MARGIN_S = 60.0
 # How often a prewarm schedule is looked at (loop seconds).
 _SCHEDULE_TICK_S = 30.0
+# A remembered worker protocol is detected again after this long (an endpoint may be upgraded).
+_REDETECT_AFTER_S = 24 * 3600.0
 # Connections beyond one long-poll and one short call per worker and one per generation.
 _SPARE_CONNECTIONS = 8
 
@@ -186,7 +188,7 @@ class Orchestrator:
                 self._session = self._new_session()
                 stack.push_async_callback(self._close_own_session)
             if self._protocol == "auto":
-                self._protocol = self._journal.known_protocol(self._endpoint_id) or "auto"
+                self._protocol = self._remembered_protocol(self._journal)
             self._tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.push_async_callback(self._stop_tasks)
             if self._wall_clock is None:
@@ -479,14 +481,18 @@ class Orchestrator:
             station = self._stations.get(key)
             if station is not None:
                 return station
-            if self._protocol == "v1":
-                station = await self._open_pool(session, key, "v1")
-            elif self.settings.worker_protocol == "v2":
-                station = await self._open_pool(session, key, "v2")
-            else:  # auto: leases, falling back to v1; one probe at a time until a lease came
+            configured = self.settings.worker_protocol
+            if configured != "auto":
+                station = await self._open_pool(session, key, configured)
+            else:  # leases first (one probe at a time) unless v1 is remembered; either switches
+
+                async def open_pool(protocol: str) -> WorkerPool:
+                    return await self._open_pool(session, key, protocol)
+
+                first = "v1" if self._protocol == "v1" else "v2"
                 station = AutoStation(
-                    await self._open_pool(session, key, "v2", probing=self._protocol == "auto"),
-                    make_v1=lambda: self._open_pool(session, key, "v1"),
+                    await self._open_pool(session, key, first, probing=self._protocol == "auto"),
+                    open_pool=open_pool,
                     on_detected=self._detected,
                 )
             self._stations[key] = station
@@ -540,6 +546,24 @@ class Orchestrator:
             release_timeout=timeouts.release,
             poll_interval=self.settings.poll_interval,
         )
+
+    def _remembered_protocol(self, journal: LeaseJournal) -> str:
+        """The protocol remembered for the endpoint, unless it is old: an endpoint upgraded
+        to leases is then found again (one lease probe) rather than kept on v1 forever."""
+        remembered = journal.known_protocol(self._endpoint_id)
+        if remembered is None:
+            return "auto"
+        protocol, detected_at = remembered
+        age_s = (_utc_now() - detected_at).total_seconds()
+        if age_s > _REDETECT_AFTER_S:
+            log.info(
+                "[RunPodServerless] %s was found to speak %s %.0f h ago; detecting it again",
+                self._endpoint_id,
+                protocol,
+                age_s / 3600,
+            )
+            return "auto"
+        return protocol
 
     def _detected(self, protocol: str) -> None:
         self._protocol = protocol

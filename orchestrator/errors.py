@@ -428,21 +428,28 @@ class WorkerProtocolError(JobError):
 class ProtocolMismatchError(WorkerProtocolError):
     """Raised when the endpoint's workers speak another protocol than the one asked for.
 
-    A v1 worker asked for a lease answers ``Unknown action: lease`` (worker-protocols.md);
-    ``WorkerProtocol = auto`` catches this and falls back to v1.
+    A v1 worker asked for a lease answers ``Unknown action: lease`` (worker-protocols.md); a v2
+    worker asked for a wake-up answers ``Unknown action: wakeup``. ``WorkerProtocol = auto``
+    catches this and switches to the protocol the worker speaks.
 
     Attributes:
-        detected: the protocol the worker showed it speaks (``"v1"``).
+        detected: the protocol the worker showed it speaks (``"v1"`` or ``"v2"``).
     """
 
     def __init__(self, *, detected: str, **kwargs: Any) -> None:
         kwargs.setdefault("phase", Phase.POLLING)
-        super().__init__(
-            f"The endpoint's worker speaks protocol {detected}, not leases (v2): it answered "
-            "'Unknown action: lease'. Set WorkerProtocol = auto or v1, or update the worker "
-            "image to 2.x.",
-            **kwargs,
-        )
+        if detected == "v2":
+            message = (
+                "The endpoint's worker speaks protocol v2 (leases), not v1: it answered "
+                "'Unknown action: wakeup'. Set WorkerProtocol = auto or v2."
+            )
+        else:
+            message = (
+                f"The endpoint's worker speaks protocol {detected}, not leases (v2): it answered "
+                "'Unknown action: lease'. Set WorkerProtocol = auto or v1, or update the worker "
+                "image to 2.x."
+            )
+        super().__init__(message, **kwargs)
         self.detected = detected
 
 

@@ -11,7 +11,6 @@ from ._runtime import Chart as Chart
 from .generation import GenerationChart as GenerationChart
 from .generation import GenerationStates as GenerationStates
 from .generation import Outcome as Outcome
-from .lease import LeaseChart as LeaseChart
 from .worker import WorkerChart as WorkerChart
 from .worker import WorkerStates as WorkerStates
 
@@ -19,7 +18,6 @@ __all__ = [
     "Chart",
     "GenerationChart",
     "GenerationStates",
-    "LeaseChart",
     "Outcome",
     "PathRecorder",
     "StateVisit",

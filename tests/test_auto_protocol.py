@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import anyio
 import pytest
 from support import idled_out, world
 
 from orchestrator.emulator import EmulatedEndpoint, EmulatedJob, EndpointConfig
 from orchestrator.emulator.swarm import SwarmConfig
+from orchestrator.workers import LeaseJournal
 
 pytestmark = pytest.mark.anyio
 
@@ -99,3 +103,42 @@ async def test_a_v1_worker_stays_warm_for_the_idle_window_then_is_released() -> 
         await anyio.sleep(62)
         assert await idled_out(w.endpoint) == []
         assert all(job.status == "CANCELLED" for job in by_action(w.endpoint, "keepalive"))
+
+
+async def test_an_endpoint_remembered_as_v1_but_upgraded_to_leases_is_found_again(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state.sqlite3"
+    journal = LeaseJournal(state)
+    journal.remember_protocol("test-ep", "v1")  # an earlier run found v1 there
+    journal.close_file()
+    upgraded = EndpointConfig(protocol="v2", cold_start_s=30.0)
+    async with world(upgraded, WorkerProtocol="auto", StateFile=str(state)) as w:
+        assert w.orch.protocol == "v1"  # remembered: no lease probe first
+        result = await w.orch.generate(PARAMS)  # the v2 worker refuses the wake-up ...
+        assert w.orch.protocol == "v2"  # ... and leases are used from then on
+        assert len(result.images) == 1
+        assert len(by_action(w.endpoint, "wakeup")) == 1
+        assert len(by_action(w.endpoint, "lease")) == 1
+    journal = LeaseJournal(state)
+    remembered = journal.known_protocol("test-ep")
+    journal.close_file()
+    assert remembered is not None and remembered[0] == "v2"
+
+
+async def test_a_protocol_remembered_long_ago_is_detected_again(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite3"
+    journal = LeaseJournal(state)
+    journal.remember_protocol("test-ep", "v1")
+    journal.close_file()
+    with sqlite3.connect(state) as db:  # found two days ago
+        db.execute("UPDATE endpoint_protocols SET detected_at = '2000-01-01T00:00:00.000Z'")
+    async with world(
+        EndpointConfig(protocol="v2", cold_start_s=30.0),
+        WorkerProtocol="auto",
+        StateFile=str(state),
+    ) as w:
+        assert w.orch.protocol == "auto"
+        await w.orch.generate(PARAMS)
+        assert w.orch.protocol == "v2"
+        assert by_action(w.endpoint, "wakeup") == []  # a lease probe, never a wake-up

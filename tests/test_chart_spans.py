@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from observability import ChartSpans, Telemetry
-from statecharts import GenerationChart, LeaseChart
+from statecharts import GenerationChart, WorkerChart
 
 
 @pytest.fixture
@@ -55,10 +55,10 @@ def test_each_state_is_a_child_span_and_final_states_end_on_entry(telemetry: Tel
 
 def test_substates_nest_under_their_parent_state(telemetry: Telemetry) -> None:
     spans = ChartSpans(telemetry.tracer)
-    chart = LeaseChart(listeners=[spans])
+    chart = WorkerChart(listeners=[spans])
     root = telemetry.tracer.start_span("Lease:ep")
     spans.start(root, chart)
-    for event in ("submitted", "assigned", "leased", "take"):
+    for event in ("submitted", "assigned", "handed_over", "loaded", "take"):
         chart.send(event)
     spans.add_event("runpod.stream", {"http.status": 200})
     spans.close()  # ends Busy and Warm, innermost first

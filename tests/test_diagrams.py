@@ -27,11 +27,11 @@ def test_the_readme_embeds_the_current_generation_diagram() -> None:
     assert mermaid(CHARTS["generation"]) in readme
 
 
-def test_the_readme_embeds_the_current_lease_diagram() -> None:
+def test_the_readme_embeds_the_current_worker_diagram() -> None:
     from pathlib import Path
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert mermaid(CHARTS["lease"]) in readme
+    assert mermaid(CHARTS["worker"]) in readme
 
 
 def test_the_runtime_charts_package_does_not_load_the_drawer() -> None:

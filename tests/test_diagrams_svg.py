@@ -103,7 +103,7 @@ def test_every_state_name_is_written_exactly_once(name: str) -> None:
 
 
 def test_the_substates_of_warm_are_drawn_inside_it() -> None:
-    states = {g.get("data-state"): g for g in groups(parse(CHARTS["lease"]), "state")}
+    states = {g.get("data-state"): g for g in groups(parse(CHARTS["worker"]), "state")}
     assert "compound" in (states["warm"].get("class") or "")
     for substate in ("idle", "busy"):
         assert inside(box(states[substate]), box(states["warm"]))

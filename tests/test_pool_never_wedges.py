@@ -72,6 +72,7 @@ def nothing_bills(endpoint: EmulatedEndpoint) -> bool:
     )
 
 
+@pytest.mark.slow
 async def test_fifty_bursts_of_25_all_complete_and_every_worker_stops_after() -> None:
     rng = random.Random(5)
     async with world(v2(), MaxWorkers=3, IdleTimeoutSec=0.3) as w:
@@ -83,6 +84,7 @@ async def test_fifty_bursts_of_25_all_complete_and_every_worker_stops_after() ->
         assert nothing_bills(w.endpoint)
 
 
+@pytest.mark.slow
 async def test_bursts_over_a_slow_network_all_complete() -> None:
     """Answers take 0.3-1.5 s to arrive: a long-poll given up meanwhile would lose a lease."""
     rng = random.Random(7)

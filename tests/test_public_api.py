@@ -46,7 +46,6 @@ PUBLIC = {
         "Chart",
         "GenerationChart",
         "GenerationStates",
-        "LeaseChart",
         "Outcome",
         "PathRecorder",
         "StateVisit",

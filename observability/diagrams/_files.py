@@ -9,7 +9,7 @@ from statemachine import StateMachine
 from statemachine.contrib.diagram import MermaidGraphMachine
 
 import statecharts
-from statecharts import GenerationStates, LeaseChart
+from statecharts import GenerationStates, WorkerStates
 
 from ._svg import svg
 
@@ -17,7 +17,7 @@ __all__ = ["CHARTS", "DIAGRAM_DIR", "mermaid", "write_diagrams"]
 
 CHARTS: Final[dict[str, type[StateMachine]]] = {
     "generation": GenerationStates,
-    "lease": LeaseChart,
+    "worker": WorkerStates,
 }
 """Every chart drawn, by file name."""
 DIAGRAM_DIR: Final = Path(statecharts.__file__).parent / "diagrams"

@@ -8,6 +8,7 @@ keeps the key's fingerprint, and recovery looks the key up among the keys it is 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import socket
@@ -179,12 +180,16 @@ class LeaseJournal:
             (endpoint_id, protocol),
         )
 
-    def known_protocol(self, endpoint_id: str) -> str | None:
-        """The protocol remembered for an endpoint, if any."""
+    def known_protocol(self, endpoint_id: str) -> tuple[str, dt.datetime] | None:
+        """The protocol remembered for an endpoint and when it was found (UTC), if any."""
         row = self._db.execute(
-            "SELECT protocol FROM endpoint_protocols WHERE endpoint_id = ?", (endpoint_id,)
+            "SELECT protocol, detected_at FROM endpoint_protocols WHERE endpoint_id = ?",
+            (endpoint_id,),
         ).fetchone()
-        return str(row[0]) if row else None
+        if row is None:
+            return None
+        detected = dt.datetime.fromisoformat(str(row[1]).replace("Z", "+00:00"))
+        return str(row[0]), detected
 
     def entry(self, entry_id: int) -> JournalEntry:
         """One entry by id (KeyError if there is none)."""

@@ -27,7 +27,7 @@ from ..errors import (
     RunPodError,
     WorkerNotReadyError,
 )
-from ..runpod import Job
+from ..runpod import Job, JobStatus
 from ..secrets import Secret
 from ..swarmui import SwarmUIClient
 from ._drivers import Kept, Released, WorkerDriver
@@ -261,7 +261,7 @@ class WorkerRunner:
             if anyio.current_time() >= late_at - 1e-3:
                 self._pool.changed()  # late: no longer counted on
                 if chart.state_id == "queued":
-                    self._set_reason(await self._pool.diagnose())
+                    self._diagnosed(await self._pool.diagnose())
 
     async def until_decided(self) -> None:
         """Wait while a withdrawal or a give-up decided by the pool is carried out."""
@@ -322,10 +322,28 @@ class WorkerRunner:
             return Kept()
 
     async def _diagnose_early(self) -> None:
-        """A few seconds in, say whether the request waits for a booting worker or for more."""
+        """A few seconds in (RunPod's scaler starts a worker after ~4 s), say whether the
+        request has a booting worker, or why it still waits (throttled, crash-looping)."""
         await anyio.sleep(_EARLY_DIAGNOSIS_S)
+        if self.slot.chart.state_id != "queued" or self._job is None:
+            return
+        if self._driver.name == "v2":  # a lease job runs while its worker boots
+            try:
+                job = await self._driver.client.status(self._job.id)
+            except OrchestratorError as exc:
+                log.info("[RunPodServerless] /status of %s: %s", self.slot.label, exc)
+            else:
+                if job.state is not JobStatus.IN_QUEUE:
+                    self._seen_running()
+                    return
         if self.slot.chart.state_id == "queued":
-            self._set_reason(await self._pool.diagnose())
+            self._diagnosed(await self._pool.diagnose())
+
+    def _diagnosed(self, reason: WaitReason) -> None:
+        """What ``/health`` says of a queued request: a worker initializing is its boot (a v1
+        wake-up stays queued while its worker boots: the handler starts with SwarmUI, and the
+        job can still be withdrawn), else why none starts."""
+        self._set_reason(reason)
 
     async def _until_swarm_ready(self, handle: WorkerHandle) -> int:
         """Open a session and wait until no backend loads; bounded like the boot."""

@@ -52,55 +52,58 @@ class Station(Protocol):
 
 
 class AutoStation:
-    """``WorkerProtocol = auto``: leases first; once a worker refuses them, v1 for good.
+    """``WorkerProtocol = auto``: whichever protocol the endpoint's workers speak.
+
+    It starts with one protocol's pool (leases while nothing is known; v1 once the endpoint was
+    found to speak v1) and switches when a worker answers that it speaks the other: a v1
+    worker refuses a lease (``Unknown action: lease``), an upgraded endpoint's v2 worker
+    refuses a wake-up (``Unknown action: wakeup``). The generations that were waiting go on
+    with the new pool.
 
     Args:
-        pool: the v2 pool tried first (probing: one lease request at a time).
-        make_v1: starts the v1 pool to fall back to.
-        on_detected: told ``"v1"`` once the endpoint showed it speaks v1 (to remember it).
+        pool: the pool tried first.
+        open_pool: starts the pool of a protocol (``"v1"`` or ``"v2"``).
+        on_detected: told the protocol once the endpoint showed it speaks it (to remember it).
     """
 
     def __init__(
         self,
         pool: WorkerPool,
-        make_v1: Callable[[], Awaitable[WorkerPool]],
+        open_pool: Callable[[str], Awaitable[WorkerPool]],
         on_detected: Callable[[str], None],
     ) -> None:
-        self._pool = pool
-        self._make_v1 = make_v1
+        self._pools: dict[str, WorkerPool] = {pool.protocol: pool}
+        self._current = pool
+        self._open_pool = open_pool
         self._on_detected = on_detected
-        self._v1: WorkerPool | None = None
-        self._falling_back = anyio.Lock()
+        self._switching = anyio.Lock()
 
     def __repr__(self) -> str:
-        return f"AutoStation(protocol={'v1' if self._v1 is not None else 'v2 (trying)'})"
+        return f"AutoStation(protocol={self._current.protocol!r})"
 
     @property
     def protocol(self) -> str:
-        """``v2`` until the endpoint refused a lease, then ``v1``."""
-        return "v1" if self._v1 is not None else "v2"
-
-    @property
-    def _current(self) -> WorkerPool:
-        return self._v1 or self._pool
+        """The protocol in use now."""
+        return self._current.protocol
 
     def try_take(self) -> Seat | None:
         """A warm seat from the protocol in use."""
         return self._current.try_take()
 
     async def acquire(self, report: WaitingCallback) -> Seat:
-        """A seat from the lease pool; on a v1 refusal, from the v1 worker it wakes."""
-        if self._v1 is None:
+        """A seat from the pool in use; when its worker speaks the other protocol, from that
+        protocol's pool."""
+        for _ in range(len(("v1", "v2"))):
+            pool = self._current
             try:
-                return await self._pool.acquire(report)
-            except ProtocolMismatchError:
-                await self._fall_back()
-        assert self._v1 is not None
-        return await self._v1.acquire(report)
+                return await pool.acquire(report)
+            except ProtocolMismatchError as mismatch:
+                await self._switch(pool, mismatch.detected)
+        return await self._current.acquire(report)
 
     async def give_back(self, seat: Seat, *, broken: bool = False) -> None:
         """Give the seat back to the pool that handed it out."""
-        pool = self._pool if self._pool.owns(seat) or self._v1 is None else self._v1
+        pool = next((p for p in self._pools.values() if p.owns(seat)), self._current)
         await pool.give_back(seat, broken=broken)
 
     def prewarm(self, workers: int, *, hold_s: float | None = None) -> int:
@@ -112,8 +115,8 @@ class AutoStation:
         self._current.set_floor(workers)
 
     def status(self) -> PoolStatus:
-        """Both pools' workers together."""
-        parts = [self._pool.status(), *([self._v1.status()] if self._v1 else [])]
+        """Every pool's workers together."""
+        parts = [pool.status() for pool in self._pools.values()]
         return PoolStatus(
             warm=sum(p.warm for p in parts),
             busy=sum(p.busy for p in parts),
@@ -124,21 +127,23 @@ class AutoStation:
         )
 
     async def close(self) -> None:
-        """Release every worker of both."""
-        await self._pool.close()
-        if self._v1 is not None:
-            await self._v1.close()
+        """Release every worker of every pool."""
+        for pool in self._pools.values():
+            await pool.close()
 
-    async def _fall_back(self) -> None:
-        async with self._falling_back:  # every waiter of the refused probe falls back at once
-            if self._v1 is None:
-                await self._open_v1()
-
-    async def _open_v1(self) -> None:
-        if self._v1 is None:
+    async def _switch(self, refused: WorkerPool, protocol: str) -> None:
+        async with self._switching:  # every waiter of the refusal switches at once
+            if self._current is not refused:
+                return
             log.warning(
-                "[RunPodServerless] the endpoint's worker refused a lease ('Unknown action: "
-                "lease'): it speaks protocol v1; using wakeup/keepalive with one worker"
+                "[RunPodServerless] the endpoint's worker refused a %s job: it speaks protocol "
+                "%s; switching to it%s",
+                "lease" if refused.protocol == "v2" else "wake-up",
+                protocol,
+                " (wakeup/keepalive with one worker)" if protocol == "v1" else " (leases)",
             )
-            self._v1 = await self._make_v1()
-            self._on_detected("v1")
+            pool = self._pools.get(protocol)
+            if pool is None:
+                pool = self._pools[protocol] = await self._open_pool(protocol)
+            self._current = pool
+            self._on_detected(protocol)

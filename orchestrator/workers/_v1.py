@@ -11,11 +11,17 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import anyio
 
-from ..errors import JobFailedError, OrchestratorError, Phase, WorkerProtocolError
+from ..errors import (
+    JobFailedError,
+    OrchestratorError,
+    Phase,
+    ProtocolMismatchError,
+    WorkerProtocolError,
+)
 from ..runpod import Job, JobPolicy, JobStatus, RunPodClient
 from ._handle import WakeReceipt, WorkerHandle
 
@@ -146,8 +152,17 @@ def _runsync_wait_ms(poll_interval: float) -> int:
     return 90_000 if poll_interval < 90 else 300_000
 
 
+V2_REFUSAL: Final = "Unknown action: wakeup"
+"""What a v2 (lease) worker answers to a wake-up: the endpoint was upgraded."""
+
+
 def receipt_from(job: Job) -> WakeReceipt:
     """The worker a completed wake-up job woke (raises why when it did not)."""
+    answer = job.output if isinstance(job.output, dict) else {}
+    if any(V2_REFUSAL in str(text or "") for text in (job.error, answer.get("error"))):
+        raise ProtocolMismatchError(
+            detected="v2", job_id=job.id, worker_id=job.worker_id, phase=Phase.POLLING
+        )
     if job.state is not JobStatus.COMPLETED:
         raise JobFailedError(
             f"The wake-up job ended {job.status}"
