@@ -27,7 +27,7 @@ from ._sessions import Session
 if TYPE_CHECKING:
     from ._service import SwarmpodService
 
-__all__ = ["Call", "Route", "handle_api"]
+__all__ = ["Call", "Route", "handle_api", "unauthorized"]
 
 log = logging.getLogger("swarmpod.service")
 
@@ -97,12 +97,7 @@ async def _handle_api(
     websocket = request.headers.get("Upgrade", "").lower() == "websocket"
     user = service.authenticate(request.headers.get("Authorization"))
     if user is None:
-        return ApiRefusalError(
-            401,
-            "Unauthorized: send 'Authorization: Bearer <swarmpod token>' (swarmpod users "
-            "--config <this serve's config> token NAME issues one).",
-            "unauthorized",
-        ).response()
+        return unauthorized().response()
     if websocket:
         return await _websocket(request, service, routes, name, user)
     route = routes.get(name)
@@ -168,6 +163,17 @@ async def _first_message(ws: web.WebSocketResponse) -> dict[str, Any]:
             raise ApiRefusalError(200, "Expected one JSON text message as the request", "basic_api")
         return parse_json_object(message.data, "Request message")
     raise ApiRefusalError(200, "No request message within a minute", "basic_api")
+
+
+def unauthorized() -> ApiRefusalError:
+    """The answer to a request without a valid token, on every path (SwarmUI's server-wide
+    ``Authorization`` layer, §2.4)."""
+    return ApiRefusalError(
+        401,
+        "Unauthorized: send 'Authorization: Bearer <swarmpod token>' (swarmpod users "
+        "--config <this serve's config> token NAME issues one).",
+        "unauthorized",
+    )
 
 
 def _session_of(

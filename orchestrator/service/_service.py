@@ -27,7 +27,7 @@ from ._backends import Backend
 from ._config import ServiceConfig
 from ._envelope import ApiRefusalError
 from ._http import ServiceRunner
-from ._pipeline import handle_api
+from ._pipeline import handle_api, unauthorized
 from ._routes import ROUTES, SEED_ROUTES
 from ._sessions import SessionStore
 
@@ -199,6 +199,8 @@ class SwarmpodService:
             return await handle_api(request, self, ROUTES)
 
         async def elsewhere(request: web.Request) -> web.StreamResponse:
+            if self.authenticate(request.headers.get("Authorization")) is None:
+                return unauthorized().response()
             return ApiRefusalError(
                 404, "Unknown route: swarmpod serves /API/<route>", "bad_route"
             ).response()
