@@ -45,10 +45,11 @@ class _QuietRequestHandler(RequestHandler):
             )
             body = {"error_id": "basic_api", "error": "Bad HTTP request"}
         else:
-            log.error(
+            log.error(  # a bug of the service itself: keep its traceback
                 "[RunPodServerless] the HTTP server failed a request from %s (%s)",
                 request.remote,
                 type(exc).__name__ if exc is not None else status,
+                exc_info=exc,
             )
             body = {"error_id": "internal_error", "error": "An internal error occurred"}
         response = ok(body, status=status)
