@@ -18,11 +18,6 @@ pytestmark = pytest.mark.anyio
 NEVER_READY = EndpointConfig(protocol="v2", cold_start_s=5000.0, max_workers=1)
 
 
-@pytest.mark.xfail(
-    reason="the lead's pool (orchestrator/workers/_pool.py ~295, ~368) still raises "
-    "RuntimeError into waiters; it is to raise OrchestratorClosingError",
-    strict=True,
-)
 async def test_generations_waiting_at_shutdown_get_orchestrator_closing_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
