@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SDK_STAMP := .venv-sdk/.runpod-1.12.0
 CORE_STAMP := .venv-core/.installed
 
-.PHONY: run test lint bench diagrams clean venv sdk-venv core-venv
+.PHONY: run test lint bench soak diagrams clean venv sdk-venv core-venv
 
 venv: $(STAMP)
 
@@ -45,6 +45,10 @@ lint: $(STAMP)
 ## bench: benchmarks (figures as ratios measured side by side)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+## soak: 5000 generations in bursts with 5 % faults (SOAK_ARGS="--generations 20000 --protocol v1")
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak --generations 5000 $(SOAK_ARGS)
 
 ## diagrams: regenerate statecharts/diagrams/ from the chart classes
 diagrams: $(STAMP)

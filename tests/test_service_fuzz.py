@@ -20,7 +20,8 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from service_support import KEY, Served, served
+from service_support import Served, served
+from support import KEY
 
 from orchestrator import Secret
 from orchestrator.accounts import Role, role_has
