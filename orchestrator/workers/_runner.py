@@ -322,20 +322,14 @@ class WorkerRunner:
             return Kept()
 
     async def _diagnose_early(self) -> None:
-        """A few seconds in (RunPod's scaler starts a worker after ~4 s), say whether the
-        request has a booting worker, or why it still waits (throttled, crash-looping)."""
-        await anyio.sleep(_EARLY_DIAGNOSIS_S)
-        if self.slot.chart.state_id != "queued" or self._job is None:
+        """A v1 wake-up, a few seconds in (RunPod's scaler starts a worker after ~4 s): is a
+        worker booting for it, or why does it still wait (throttled, crash-looping)? The job
+        itself stays IN_QUEUE until the booted worker takes it, so only ``/health`` tells. A
+        v2 lease waits in one long-poll instead (its diagnosis comes if it is late): each call
+        counts, and a lease's boot costs one ``/run``, one ``/stream`` and one ``/cancel``."""
+        if self._driver.name != "v1":
             return
-        if self._driver.name == "v2":  # a lease job runs while its worker boots
-            try:
-                job = await self._driver.client.status(self._job.id)
-            except OrchestratorError as exc:
-                log.info("[RunPodServerless] /status of %s: %s", self.slot.label, exc)
-            else:
-                if job.state is not JobStatus.IN_QUEUE:
-                    self._seen_running()
-                    return
+        await anyio.sleep(_EARLY_DIAGNOSIS_S)
         if self.slot.chart.state_id == "queued":
             self._diagnosed(await self._pool.diagnose())
 
