@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._progress import Stage
-
 if TYPE_CHECKING:
+    from ._progress import Stage
     from .engine import GenerationRun
     from .workers import Seat
 
@@ -26,9 +25,11 @@ class GenerationObserver(Protocol):
 
     def on_enter_state(self, state: Any, event: Any) -> None:
         """The generation's chart entered ``state`` (its phase begins) on ``event``."""
+        return None
 
     def on_exit_state(self, state: Any) -> None:
         """The generation's chart left ``state`` (its phase ends)."""
+        return None
 
     def reported(
         self,
@@ -40,12 +41,16 @@ class GenerationObserver(Protocol):
     ) -> None:
         """Where the generation stands, in words: queued, why it waits for a worker, ready,
         forwarded, an image done, the model loading, releasing, its outcome."""
+        return None
 
     def stepped(self, run: GenerationRun, percent: float, image: int, images_done: int) -> None:
         """One sampling step of image ``image`` done; ``percent`` of the whole generation."""
+        return None
 
     def worker_taken(self, run: GenerationRun, seat: Seat) -> None:
         """The generation got its seat on a worker (warm, or after its cold start)."""
+        return None
 
     def finished(self, run: GenerationRun) -> None:
         """The generation reached its final state (Done, Failed or Cancelled)."""
+        return None

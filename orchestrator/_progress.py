@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._events import GenerationObserver
+
 if TYPE_CHECKING:
     from .engine import GenerationRun
 
@@ -51,7 +53,7 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-class ProgressReporter:
+class ProgressReporter(GenerationObserver):
     """Turns a generation's domain events into the caller's :class:`ProgressEvent` calls.
 
     A callback that raises is logged and ignored: it never stops the generation.
@@ -59,12 +61,6 @@ class ProgressReporter:
 
     def __init__(self, callback: ProgressCallback) -> None:
         self._callback = callback
-
-    def on_enter_state(self, state: Any, event: Any) -> None:
-        """Phases are told through :meth:`reported`."""
-
-    def on_exit_state(self, state: Any) -> None:
-        """Phases are told through :meth:`reported`."""
 
     def reported(
         self,
@@ -81,12 +77,6 @@ class ProgressReporter:
         """``generating n%`` with the image and the images done."""
         detail = {"batch_index": image, "done": images_done}
         self._send(run, Stage.GENERATING, f"generating {percent:.0%}", percent, detail)
-
-    def worker_taken(self, run: GenerationRun, seat: Any) -> None:
-        """Told as the ready report."""
-
-    def finished(self, run: GenerationRun) -> None:
-        """Told as the final report."""
 
     def _send(
         self,

@@ -46,6 +46,6 @@ async def test_an_orchestrator_left_opens_no_session_it_leaves_behind(tmp_path: 
     orch = Orchestrator(settings(str(tmp_path / "state.sqlite3")))
     async with orch:
         session = orch._session
-        assert isinstance(session, aiohttp.ClientSession) and not session.closed
-    assert session.closed and orch._journal is None
-
+        assert isinstance(session, aiohttp.ClientSession)
+        open_inside = not session.closed
+    assert open_inside and session.closed and orch._journal is None

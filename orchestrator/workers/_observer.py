@@ -63,52 +63,38 @@ class WorkerObserver(Protocol):
 
     def on_enter_state(self, state: Any, event: Any) -> None:
         """The worker's chart entered ``state`` on ``event``."""
+        return None
 
     def on_exit_state(self, state: Any) -> None:
         """The worker's chart left ``state``."""
+        return None
 
     def handed_over(self, worker_id: str) -> None:
         """The worker is known: RunPod's worker ``worker_id`` holds the job."""
+        return None
 
     def ready(self, at: float) -> None:
         """The worker's SwarmUI is ready to generate (the end of its boot)."""
+        return None
 
     def job_answered(self, delay_ms: int | None, execution_ms: int | None) -> None:
         """RunPod reported the job's queue delay and execution time (its cancel answer)."""
+        return None
 
     def served(self, usage: Any, execution_s: float) -> None:
         """A generation used the worker for ``execution_s`` s (``usage``: its cost record)."""
+        return None
 
     def stopped(self, stop: WorkerStop) -> None:
         """The worker's life ended (its bill can close)."""
+        return None
 
     def active(self) -> AbstractContextManager[None]:
         """A context in which the worker's own I/O runs (its RunPod calls are its own)."""
 
 
-class _Unobserved:
-    """Observes nothing."""
-
-    def on_enter_state(self, state: Any, event: Any) -> None:
-        """Nothing."""
-
-    def on_exit_state(self, state: Any) -> None:
-        """Nothing."""
-
-    def handed_over(self, worker_id: str) -> None:
-        """Nothing."""
-
-    def ready(self, at: float) -> None:
-        """Nothing."""
-
-    def job_answered(self, delay_ms: int | None, execution_ms: int | None) -> None:
-        """Nothing."""
-
-    def served(self, usage: Any, execution_s: float) -> None:
-        """Nothing."""
-
-    def stopped(self, stop: WorkerStop) -> None:
-        """Nothing."""
+class _Unobserved(WorkerObserver):
+    """Observes nothing (every fact falls through to the protocol's empty bodies)."""
 
     def active(self) -> AbstractContextManager[None]:
         """No context."""

@@ -27,7 +27,7 @@ from ..errors import (
     RunPodError,
     WorkerNotReadyError,
 )
-from ..runpod import Job, JobStatus
+from ..runpod import Job
 from ..secrets import Secret
 from ..swarmui import SwarmUIClient
 from ._drivers import Kept, Released, WorkerDriver
