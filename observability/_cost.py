@@ -114,9 +114,10 @@ class _Served:
 class WorkerBill:
     """One worker's billed run as swarmpod estimates it (see the module docstring).
 
-    Made by :meth:`CostLedger.open_worker` when a worker is asked for; the station reports what
-    it sees (:meth:`assigned`, :meth:`ready`, :meth:`stop`) and the engine what each generation
-    used (:meth:`serve`).
+    Made by :meth:`CostLedger.open_worker` when a worker is asked for; the worker's observer
+    reports what it sees (:meth:`assigned`, :meth:`ready`, :meth:`stop`) and each generation's
+    observer what it used (:meth:`serve`). Once closed and shared out, only the count of the
+    generations it served is kept (:attr:`generations`).
     """
 
     ledger: CostLedger
@@ -130,6 +131,7 @@ class WorkerBill:
     boot_s: float = 0.0
     reason: str = "no generation"
     served: list[_Served] = field(default_factory=list)
+    generations: int = 0
     span_context: SpanContext | None = field(default=None, repr=False)
 
     @property
@@ -267,6 +269,8 @@ class CostLedger:
         self._open.pop(id(bill), None)
         self._billed_s += billed
         served = [s for s in bill.served if not s.cost.final]
+        bill.generations = len(bill.served)
+        bill.served = []  # shared out below: a long-running service keeps no list per bill
         if not served:
             self.unattributed_s += billed
             if billed > 0:
