@@ -50,6 +50,8 @@ _WORKER_IDLE_MARGIN_S: Final = 60.0
 # A lease takes new generations for at least this long before it retires.
 _LEASE_USE_S: Final = 3600.0
 _CLOSE_MARGIN_S: Final = 5.0
+# A worker ready sooner than this after its request was already up: no start was measured.
+_NO_START_S: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -320,8 +322,14 @@ class WorkerPool:
         self._carry_out(self._matcher.changed(anyio.current_time()))
 
     def ready(self, slot: WorkerSlot, capacity: int, now: float) -> None:
-        """A worker is warm: its cold start is measured, the line is seated."""
-        self._idle.observe_cold_start(now - slot.requested_at)
+        """A worker is warm: its cold start is measured, the line is seated.
+
+        A start under a second took a worker that was already up (one the endpoint still kept
+        idle, e.g. just after a release): it is no start, and telling it to the idle window
+        would teach it that restarts cost nothing.
+        """
+        if now - slot.requested_at >= _NO_START_S:
+            self._idle.observe_cold_start(now - slot.requested_at)
         runner = self._runners[slot.number]
         log.info(
             "[RunPodServerless] %s: worker %s ready after %.1f s (%d at once)",
