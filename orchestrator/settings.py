@@ -97,7 +97,9 @@ def _parse_int(minimum: int, maximum: int | None = None) -> Callable[[Any], int]
     return parse
 
 
-def _parse_seconds(*, allow_zero: bool) -> Callable[[Any], float]:
+def _parse_seconds(
+    *, allow_zero: bool, at_most: float = math.inf, why_at_most: str = ""
+) -> Callable[[Any], float]:
     def parse(raw: Any) -> float:
         if isinstance(raw, bool):
             raise ValueError(f"must be a number of seconds, got {raw!r}")
@@ -108,9 +110,16 @@ def _parse_seconds(*, allow_zero: bool) -> Callable[[Any], float]:
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
             bound = ">= 0" if allow_zero else "> 0"
             raise ValueError(f"must be a finite number {bound}, got {raw!r}")
+        if value > at_most:
+            raise ValueError(f"must be at most {at_most:g} s ({why_at_most}), got {raw!r}")
         return value
 
     return parse
+
+
+GENERATION_TIMEOUT_MAX_S = 86_400.0
+"""The longest GenerationTimeoutSec: a day. A worker held for a generation must stay within
+RunPod's longest execution timeout (7 days) with its lease's hour of use and margins."""
 
 
 def _parse_idle(raw: Any) -> float | Literal["auto"]:
@@ -210,7 +219,15 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("MaxConcurrent", "max_concurrent", _parse_int(1, 10_000)),
     _Spec("PollIntervalMs", "poll_interval_ms", _parse_int(100, 600_000)),
     _Spec("StartupTimeoutSec", "startup_timeout_sec", _parse_seconds(allow_zero=False)),
-    _Spec("GenerationTimeoutSec", "generation_timeout_sec", _parse_seconds(allow_zero=False)),
+    _Spec(
+        "GenerationTimeoutSec",
+        "generation_timeout_sec",
+        _parse_seconds(
+            allow_zero=False,
+            at_most=GENERATION_TIMEOUT_MAX_S,
+            why_at_most="a worker is held within RunPod's 7-day execution timeout",
+        ),
+    ),
     _Spec("RunPodApiKey", "runpod_api_key", _parse_key, env=("RUNPOD_API_KEY",)),
     _Spec("AutoRefresh", "auto_refresh", _parse_bool),
     _Spec("IdleTimeoutSec", "idle_timeout_sec", _parse_idle),

@@ -118,3 +118,10 @@ def test_constructing_settings_directly_is_validated_too() -> None:
     with pytest.raises(SettingsError, match="RunPodApiKey"):
         Settings(runpod_api_key="plain-string")  # type: ignore[arg-type]
     assert Settings(runpod_api_key=Secret("k")).runpod_api_key == Secret("k")
+
+
+def test_a_generation_timeout_over_a_day_is_refused_naming_why() -> None:
+    with pytest.raises(SettingsError, match=r"GenerationTimeoutSec.*at most 86400 s"):
+        Settings.load(env={}, overrides={"EndpointId": "ep", "GenerationTimeoutSec": 86_401})
+    longest = Settings.load(env={}, overrides={"EndpointId": "ep", "GenerationTimeoutSec": 86_400})
+    assert longest.generation_timeout_sec == 86_400
