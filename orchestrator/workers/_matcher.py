@@ -234,6 +234,11 @@ class SeatMatcher(Generic[W]):
             return None
         return sum(self._generations) / len(self._generations)
 
+    def late_after_s(self) -> float:
+        """How long after its request a coming worker is late: well past the expected cold
+        start (the assumed one until a start was measured)."""
+        return self._late_after(self._idle.cold_start_s)
+
     def line(self) -> Iterator[W]:
         """The generations in line, first first."""
         return (waiter for waiter, _ in self._line)

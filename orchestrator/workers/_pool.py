@@ -338,7 +338,7 @@ class WorkerPool:
             now - slot.requested_at,
             capacity,
         )
-        self._carry_out(self._matcher.ready(slot, capacity, now), fresh=True)
+        self._carry_out(self._matcher.ready(slot, capacity, now))
         self._poke_all()
 
     def gone(self, slot: WorkerSlot, failure: Exception | None) -> None:
@@ -363,9 +363,8 @@ class WorkerPool:
         return self._matcher.release_at(slot)
 
     def late_after_s(self) -> float:
-        """How long after its request a coming worker is late (inf before a measured start)."""
-        expected = self._idle.cold_start_s
-        return max(expected * 1.25, expected + 20.0)
+        """How long after its request a coming worker is late (the matcher's rule)."""
+        return self._matcher.late_after_s()
 
     @property
     def expected_cold_start_s(self) -> float:
@@ -387,7 +386,7 @@ class WorkerPool:
 
     # --- carrying out the matcher's plans ------------------------------------------------
 
-    def _carry_out(self, plan: Plan[_Waiter], *, fresh: bool = False) -> None:
+    def _carry_out(self, plan: Plan[_Waiter]) -> None:
         for waiter, slot, cold in plan.seated:
             waiter.seat = self._seat(slot, cold=cold)
             waiter.served.set()
