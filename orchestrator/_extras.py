@@ -10,6 +10,7 @@ otlp     opentelemetry-exporter-otlp-proto-http OTLP export (``--otlp``, ``OTEL_
 service  cryptography                          ``swarmpod serve``, user accounts
 replay   looptime                              scenarios and cassettes in virtual time
 testing  aioresponses                          :func:`orchestrator.replay.cassette_mocks`
+postgres psycopg 3 and its pool                ``DatabaseUrl``: replicas sharing PostgreSQL
 cli      all of the above, and rich            the ``swarmpod`` command
 ======== ==================================== =========================================
 """
@@ -27,6 +28,7 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
     "service": ("cryptography",),
     "replay": ("looptime",),
     "testing": ("aioresponses",),
+    "postgres": ("psycopg", "psycopg_pool"),
     "cli": ("rich", "cryptography", "looptime", "opentelemetry.exporter.otlp.proto.http"),
 }
 """Each extra and the modules it makes importable."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
@@ -34,11 +34,12 @@ from ._result import GenerationResult, result_of
 from ._retry import RetryPolicy
 from ._state import default_state_file
 from .engine import GenerationPlan, GenerationRequest, GenerationRun
-from .errors import Phase, SettingsError, WorkerNotReadyError
+from .errors import DatabaseError, Phase, SettingsError, WorkerNotReadyError
 from .keys import KeyProvider, resolve_runpod_key
 from .runpod import RunPodClient
 from .secrets import Secret
 from .settings import Settings
+from .store import StateStore, opened_store
 from .swarmui import SwarmUIClient, check_params
 from .workers import (
     Admission,
@@ -129,6 +130,8 @@ class Orchestrator:
         telemetry: where spans and metrics go (:class:`observability.Telemetry`); default:
             the process's (``Telemetry.default()``: what the CLI configured, else the global
             OpenTelemetry providers).
+        store: the state store to keep the journal and budgets in (a service shares one);
+            default: its own, PostgreSQL with DatabaseUrl, else the StateFile.
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class Orchestrator:
         retry: RetryPolicy | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
         telemetry: Telemetry | None = None,
+        store: StateStore | None = None,
     ) -> None:
         if settings.endpoint_id is None:
             raise SettingsError("EndpointId", "is required (the RunPod serverless endpoint id)")
@@ -157,6 +161,7 @@ class Orchestrator:
         self._stations: dict[Secret, Station] = {}
         self._opening = anyio.Lock()
         self._protocol: str = settings.worker_protocol
+        self._store = store
         self._journal: LeaseJournal | None = None
         self._budget: GpuBudget | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -178,17 +183,25 @@ class Orchestrator:
         """Open the state file, the HTTP session and the task group; recover what a previous
         process left open. Whatever fails, what was opened is closed again."""
         async with AsyncExitStack() as stack:
-            state_file = self.settings.state_file or str(default_state_file())
-            self._journal = LeaseJournal(state_file)  # an unusable file stops here
+            store = self._store
+            if store is None:  # an unusable file, or an unreachable database, stops here
+                store = await stack.enter_async_context(
+                    opened_store(
+                        self.settings.database_url,
+                        self.settings.state_file or str(default_state_file()),
+                        heartbeat_s=self.settings.replica_heartbeat_sec,
+                    )
+                )
+            self._journal = await LeaseJournal.open(store)
             stack.callback(self._forget_stores)
-            self._budget = GpuBudget(
-                state_file, limit_s=self.settings.daily_gpu_seconds_per_user, now=self._now
+            self._budget = await GpuBudget.open(
+                store, limit_s=self.settings.daily_gpu_seconds_per_user, now=self._now
             )
             if self._session is None:
                 self._session = self._new_session()
                 stack.push_async_callback(self._close_own_session)
             if self._protocol == "auto":
-                self._protocol = self._remembered_protocol(self._journal)
+                self._protocol = await self._remembered_protocol(self._journal)
             self._tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.push_async_callback(self._stop_tasks)
             if self._wall_clock is None:
@@ -231,10 +244,7 @@ class Orchestrator:
             self._session = None
 
     def _forget_stores(self) -> None:
-        for store in (self._journal, self._budget):
-            if store is not None:
-                store.close_file()
-        self._journal = self._budget = None
+        self._journal = self._budget = None  # their store is closed by whoever opened it
 
     async def _stop_tasks(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -291,7 +301,7 @@ class Orchestrator:
         passed.pop("images", None)
         if count < 1:
             raise ValueError(f"images must be >= 1, got {count}")
-        self._budget.check(user)
+        await self._budget.check(user)
         session = self._session
 
         async def connect() -> Station:
@@ -317,7 +327,8 @@ class Orchestrator:
         try:
             await run.run()
         finally:
-            self._charge(user, run, trace.cost)
+            with anyio.CancelScope(shield=True):  # charged even when the caller gave up
+                await self._charge(user, run, trace.cost)
         return result_of(run, trace.cost)
 
     async def prewarm(
@@ -338,7 +349,7 @@ class Orchestrator:
             raise RuntimeError("use 'async with Orchestrator(...)' before prewarm()")
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        self._budget.check(user)
+        await self._budget.check(user)
         key = await resolve_runpod_key(self.settings.runpod_api_key, user, self._keys)
         station = await self._station_for(self._session, key)
         if station.protocol == "v1":  # the one v1 worker, woken or kept
@@ -442,21 +453,34 @@ class Orchestrator:
     def _now(self) -> dt.datetime:
         return self._wall_clock() if self._wall_clock is not None else _utc_now()
 
-    def _charge(self, user: str | None, run: GenerationRun, cost: GenerationCost) -> None:
+    async def _charge(self, user: str | None, run: GenerationRun, cost: GenerationCost) -> None:
         """Charge the user's budget with the GPU-seconds this generation kept a worker busy
-        (only counted when a budget is set: no SQLite write per generation otherwise). Its
+        (only counted when a budget is set: no store write per generation otherwise). Its
         share of the worker's idle time follows when the worker's bill closes (:meth:`_settled`).
         """
         if self._budget is not None and self._budget.limit_s > 0:
-            self._budget.charge(user, run.gpu_seconds)
             if not cost.final:
                 self._charged[run.generation_id] = run.gpu_seconds
+            budget = self._budget
+            await self._stored(lambda: budget.charge(user, run.gpu_seconds))
 
     def _charge_rest(self, cost: GenerationCost) -> None:
-        """A generation's cost became final: charge what its first charge did not cover."""
+        """A generation's cost became final: charge what its first charge did not cover
+        (written by a task: the bill closes in a synchronous callback)."""
         charged = self._charged.pop(cost.generation_id, None)
-        if charged is not None and self._budget is not None:
-            self._budget.charge(cost.user, cost.gpu_seconds - charged)
+        if charged is not None and self._budget is not None and self._tasks is not None:
+            budget = self._budget
+            rest = cost.gpu_seconds - charged
+            self._tasks.start_soon(self._stored, lambda: budget.charge(cost.user, rest))
+
+    async def _stored(self, write: Callable[[], Awaitable[None]]) -> None:
+        """One store write, shielded and bounded; a failure is logged (the generation or
+        the worker it accounts for is over either way)."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.settings.request_timeout_sec):
+            try:
+                await write()
+            except DatabaseError as exc:
+                log.error("[RunPodServerless] state store: %s", exc)
 
     def _client(
         self, session: aiohttp.ClientSession, key: Secret, *, endpoint_id: str | None = None
@@ -547,10 +571,10 @@ class Orchestrator:
             poll_interval=self.settings.poll_interval,
         )
 
-    def _remembered_protocol(self, journal: LeaseJournal) -> str:
+    async def _remembered_protocol(self, journal: LeaseJournal) -> str:
         """The protocol remembered for the endpoint, unless it is old: an endpoint upgraded
         to leases is then found again (one lease probe) rather than kept on v1 forever."""
-        remembered = journal.known_protocol(self._endpoint_id)
+        remembered = await journal.known_protocol(self._endpoint_id)
         if remembered is None:
             return "auto"
         protocol, detected_at = remembered
@@ -567,8 +591,11 @@ class Orchestrator:
 
     def _detected(self, protocol: str) -> None:
         self._protocol = protocol
-        if self._journal is not None:
-            self._journal.remember_protocol(self._endpoint_id, protocol)
+        if self._journal is not None and self._tasks is not None:
+            journal = self._journal
+            self._tasks.start_soon(
+                self._stored, lambda: journal.remember_protocol(self._endpoint_id, protocol)
+            )
 
     async def _follow_schedule(self) -> None:
         """Keep the prewarm schedule's worker count (backend key only; users prewarm apart)."""

@@ -10,6 +10,8 @@ needs to decide what to do as attributes, never only in their message::
     ├── AccountError                  a user name is bad, unknown or taken; a value refused (.user)
     ├── MasterKeyError                the master key is malformed, missing or wrong (.source)
     ├── StateFileError                a SQLite file (state, accounts, models) is unusable (.file)
+    ├── DatabaseError                 the state database cannot be reached or used (.database)
+    │   └── SchemaTooNewError         a newer swarmpod migrated it (.found, .supported)
     ├── InvalidParameterError         a T2I parameter is out of SwarmUI's range (.parameter)
     ├── OrchestratorClosingError      shutting down while a generation waits (retryable)
     ├── TransportError                the connection failed or timed out (retryable)
@@ -53,6 +55,7 @@ from typing import Any, Self
 __all__ = [
     "AccountError",
     "BudgetExceededError",
+    "DatabaseError",
     "GenerationFailedError",
     "GenerationTimeoutError",
     "ImageDecodeError",
@@ -73,6 +76,7 @@ __all__ = [
     "RunPodNotFoundError",
     "RunPodRateLimitError",
     "RunPodServerError",
+    "SchemaTooNewError",
     "SettingsError",
     "StateFileError",
     "SwarmUIError",
@@ -571,6 +575,52 @@ class StateFileError(OrchestratorError):
         super().__init__(message, retryable=False, **context)
         self.file = file
         self.reason = reason
+
+
+class DatabaseError(OrchestratorError):
+    """Raised when the state database (a SQLite file, or PostgreSQL with ``DatabaseUrl``)
+    cannot be reached or used: a connection refused, a query that failed. The message names
+    the database without its password.
+
+    Attributes:
+        database: the database, as swarmpod shows it (``PostgreSQL postgresql://user@host/db``).
+        reason: what went wrong, in the driver's words.
+    """
+
+    retryable_default = True
+
+    def __init__(self, message: str, *, database: str, reason: str, **context: Any) -> None:
+        context.setdefault("phase", Phase.ADMISSION)
+        super().__init__(message, **context)
+        self.database = database
+        self.reason = reason
+
+
+class SchemaTooNewError(DatabaseError):
+    """Raised at start when a newer swarmpod migrated the database past the versions this one
+    knows: it is left untouched, and this swarmpod refuses to use it.
+
+    Attributes:
+        component: the part of the schema (``journal``, ``accounts``, ...).
+        found: its version in the database.
+        supported: the newest version this swarmpod knows.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        database: str,
+        component: str,
+        found: int,
+        supported: int,
+        **context: Any,
+    ) -> None:
+        context.setdefault("retryable", False)
+        super().__init__(message, database=database, reason="schema too new", **context)
+        self.component = component
+        self.found = found
+        self.supported = supported
 
 
 class InvalidParameterError(OrchestratorError, ValueError):

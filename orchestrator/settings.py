@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from .errors import SettingsError
 from .runpod import DEFAULT_BASE_URL
 from .secrets import Secret
+from .store import DatabaseUrl
 
 __all__ = ["DEFAULT_BASE_URL", "Settings", "Timeouts", "WorkerProtocolName"]
 
@@ -149,6 +150,23 @@ def _parse_state_file(raw: Any) -> str | None:
     return os.fspath(raw).strip() if isinstance(raw, str) else os.fspath(raw)
 
 
+def _parse_database_url(raw: Any) -> DatabaseUrl | None:
+    if isinstance(raw, DatabaseUrl):
+        return raw
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        raise ValueError("must be a postgresql:// URL string")
+    return DatabaseUrl(raw)  # its ValueError never repeats the URL (a password)
+
+
+def _parse_heartbeat(raw: Any) -> float:
+    value = _parse_seconds(allow_zero=False)(raw)
+    if not 0.05 <= value <= 3600:
+        raise ValueError(f"must be between 0.05 and 3600 seconds, got {raw!r}")
+    return value
+
+
 def _parse_price(raw: Any) -> float:
     return _parse_seconds(allow_zero=True)(raw)
 
@@ -241,6 +259,8 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("Prewarm", "prewarm", _parse_prewarm),
     _Spec("DailyGpuSecondsPerUser", "daily_gpu_seconds_per_user", _parse_seconds(allow_zero=True)),
     _Spec("StateFile", "state_file", _parse_state_file),
+    _Spec("DatabaseUrl", "database_url", _parse_database_url),
+    _Spec("ReplicaHeartbeatSec", "replica_heartbeat_sec", _parse_heartbeat),
     _Spec("EndpointIdleTimeoutSec", "endpoint_idle_timeout_sec", _parse_seconds(allow_zero=True)),
     _Spec("EndpointQueueDelaySec", "endpoint_queue_delay_sec", _parse_seconds(allow_zero=True)),
 )
@@ -317,6 +337,8 @@ class Settings:
     prewarm: tuple[str, ...] = ()
     daily_gpu_seconds_per_user: float = 0.0
     state_file: str | None = None
+    database_url: DatabaseUrl | None = None
+    replica_heartbeat_sec: float = 5.0
     endpoint_idle_timeout_sec: float = 5.0
     endpoint_queue_delay_sec: float = 4.0
 

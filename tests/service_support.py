@@ -91,9 +91,9 @@ async def served(
             world = Served(service, emulator, emulator.endpoint(ENDPOINT), state_dir)
             roster = users if users is not None else {"ann": Role.POWERUSER}
             for name, role in roster.items():
-                if service.accounts.get_user(name) is None:
-                    service.accounts.add_user(name, role)
-                world.tokens[name] = service.accounts.issue_token(name).reveal()
+                if await service.accounts.get_user(name) is None:
+                    await service.accounts.add_user(name, role)
+                world.tokens[name] = (await service.accounts.issue_token(name)).reveal()
             yield world
 
 

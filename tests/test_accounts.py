@@ -6,20 +6,21 @@ test_key_store, test_master_key, test_accounts_cli).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from pg_support import StoreSpot, sqlite_only
 
 from orchestrator.accounts import PERMISSIONS, Accounts, Role, User, permissions_of, role_has
 from orchestrator.errors import AccountError, OrchestratorError
 
 
 @pytest.fixture
-def accounts(tmp_path: Path) -> Iterator[Accounts]:
+async def accounts(spot: StoreSpot) -> AsyncIterator[Accounts]:
     env = {"SWARMPOD_MASTER_KEY": Fernet.generate_key().decode()}
-    with Accounts.open(tmp_path / "accounts.sqlite3", env=env) as opened:
+    async with spot.open() as store, await Accounts.open(store, env=env) as opened:
         yield opened
 
 
@@ -112,74 +113,90 @@ def test_a_user_has_what_its_role_has() -> None:
 # -- users ---------------------------------------------------------------------------------------
 
 
-def test_a_new_user_is_a_plain_user_unless_a_role_is_given(accounts: Accounts) -> None:
-    assert accounts.add_user("ann") == User("ann", Role.USER)
-    assert accounts.add_user("bob", Role.ADMIN) == User("bob", Role.ADMIN)
-    assert accounts.get_user("bob") == User("bob", Role.ADMIN)
-    assert accounts.get_user("nobody") is None
+@pytest.mark.anyio
+async def test_a_new_user_is_a_plain_user_unless_a_role_is_given(accounts: Accounts) -> None:
+    assert await accounts.add_user("ann") == User("ann", Role.USER)
+    assert await accounts.add_user("bob", Role.ADMIN) == User("bob", Role.ADMIN)
+    assert await accounts.get_user("bob") == User("bob", Role.ADMIN)
+    assert await accounts.get_user("nobody") is None
 
 
-def test_users_are_listed_by_name(accounts: Accounts) -> None:
+@pytest.mark.anyio
+async def test_users_are_listed_by_name(accounts: Accounts) -> None:
     for name in ("cid", "ann", "bob"):
-        accounts.add_user(name)
-    assert [user.name for user in accounts.list_users()] == ["ann", "bob", "cid"]
+        await accounts.add_user(name)
+    assert [user.name for user in await accounts.list_users()] == ["ann", "bob", "cid"]
 
 
 @pytest.mark.parametrize("name", ["a", "ann", "ann.lee@example.org", "a-b_c", "x" * 64, "007"])
-def test_names_of_1_to_64_letters_digits_and_dot_at_dash_underscore_are_allowed(
+@pytest.mark.anyio
+async def test_names_of_1_to_64_letters_digits_and_dot_at_dash_underscore_are_allowed(
     accounts: Accounts, name: str
 ) -> None:
-    assert accounts.add_user(name).name == name
+    assert (await accounts.add_user(name)).name == name
 
 
 @pytest.mark.parametrize(
     "name", ["", "a b", "x" * 65, "ann;drop", "ann\n", "änn", "../etc", "ann/bob", "a\x00"]
 )
-def test_any_other_name_is_refused_saying_what_is_allowed(accounts: Accounts, name: str) -> None:
+@sqlite_only  # refused before the database is asked
+@pytest.mark.anyio
+async def test_any_other_name_is_refused_saying_what_is_allowed(
+    accounts: Accounts, name: str
+) -> None:
     with pytest.raises(AccountError, match="not allowed: use 1 to 64 letters") as refused:
-        accounts.add_user(name)
+        await accounts.add_user(name)
     assert refused.value.user == name
-    assert accounts.list_users() == []
+    assert await accounts.list_users() == []
 
 
-def test_a_taken_name_is_refused_even_in_another_case(accounts: Accounts) -> None:
-    accounts.add_user("ann", Role.POWERUSER)
+@pytest.mark.anyio
+async def test_a_taken_name_is_refused_even_in_another_case(accounts: Accounts) -> None:
+    await accounts.add_user("ann", Role.POWERUSER)
     with pytest.raises(AccountError, match="exists already") as refused:
-        accounts.add_user("ann", Role.ADMIN)
+        await accounts.add_user("ann", Role.ADMIN)
     assert refused.value.user == "ann" and isinstance(refused.value, OrchestratorError)
     with pytest.raises(AccountError, match=r"exists already \(as 'ann'\)"):
-        accounts.add_user("Ann")
-    assert accounts.list_users() == [User("ann", Role.POWERUSER)]
+        await accounts.add_user("Ann")
+    assert await accounts.list_users() == [User("ann", Role.POWERUSER)]
 
 
-def test_a_role_is_changed_and_kept(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_a_role_is_changed_and_kept(spot: StoreSpot) -> None:
     env = {"SWARMPOD_MASTER_KEY": Fernet.generate_key().decode()}
-    with Accounts.open(tmp_path / "a.sqlite3", env=env) as accounts:
-        accounts.add_user("ann")
-        assert accounts.set_role("ann", Role.GUEST) == User("ann", Role.GUEST)
-    with Accounts.open(tmp_path / "a.sqlite3", env=env) as again:
-        assert again.get_user("ann") == User("ann", Role.GUEST)
+    async with spot.open() as store, await Accounts.open(store, env=env) as accounts:
+        await accounts.add_user("ann")
+        assert await accounts.set_role("ann", Role.GUEST) == User("ann", Role.GUEST)
+    async with spot.open() as store, await Accounts.open(store, env=env) as again:
+        assert await again.get_user("ann") == User("ann", Role.GUEST)
 
 
-def test_changing_or_removing_an_unknown_user_is_refused(accounts: Accounts) -> None:
+@pytest.mark.anyio
+async def test_changing_or_removing_an_unknown_user_is_refused(accounts: Accounts) -> None:
     with pytest.raises(AccountError, match="no user 'bob'; see the users with") as refused:
-        accounts.set_role("bob", Role.USER)
+        await accounts.set_role("bob", Role.USER)
     assert refused.value.user == "bob"
     with pytest.raises(AccountError, match="no user 'bob'"):
-        accounts.remove_user("bob")
-    assert accounts.get_user("bob") is None
+        await accounts.remove_user("bob")
+    assert await accounts.get_user("bob") is None
 
 
-def test_a_removed_user_is_gone(accounts: Accounts) -> None:
-    accounts.add_user("ann")
-    accounts.add_user("bob")
-    accounts.remove_user("ann")
-    assert accounts.get_user("ann") is None and [u.name for u in accounts.list_users()] == ["bob"]
-    accounts.add_user("ann")  # the name is free again
+@pytest.mark.anyio
+async def test_a_removed_user_is_gone(accounts: Accounts) -> None:
+    await accounts.add_user("ann")
+    await accounts.add_user("bob")
+    await accounts.remove_user("ann")
+    assert await accounts.get_user("ann") is None and [
+        u.name for u in await accounts.list_users()
+    ] == ["bob"]
+    await accounts.add_user("ann")  # the name is free again
 
 
-def test_the_store_shows_its_file_and_the_keys_source_but_no_key(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_the_store_shows_its_file_and_the_keys_source_but_no_key(tmp_path: Path) -> None:
     key = Fernet.generate_key().decode()
-    with Accounts.open(tmp_path / "a.sqlite3", env={"SWARMPOD_MASTER_KEY": key}) as accounts:
+    async with await Accounts.open(
+        tmp_path / "a.sqlite3", env={"SWARMPOD_MASTER_KEY": key}
+    ) as accounts:
         shown = repr(accounts)
     assert "a.sqlite3" in shown and "env SWARMPOD_MASTER_KEY" in shown and key not in shown

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,13 @@ pytestmark = pytest.mark.anyio
 KEY = "rpa_CLI0123456789ABCDEFGHIJKLMNOPQRS"
 
 Run = Callable[..., tuple[int, str, str]]
+
+
+def command(args: argparse.Namespace) -> int:
+    """``run_account_command`` as the ``swarmpod`` process runs it: on a thread of its own,
+    with its own event loop (as if no test loop ran)."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(run_account_command, args).result()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,18 +51,20 @@ def run(db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
     def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
         args = parser().parse_args(["users", "--db", str(db), *argv])
-        code = run_account_command(args)
+        code = command(args)
         out, err = capsys.readouterr()
         return code, out, err
 
     return run
 
 
-def stored(db: Path) -> Accounts:
-    return Accounts.open(db, env={})
+@contextlib.asynccontextmanager
+async def stored(db: Path) -> AsyncIterator[Accounts]:
+    async with await Accounts.open(db, env={}) as accounts:
+        yield accounts
 
 
-def test_add_list_role_and_remove_users(run: Run, db: Path) -> None:
+async def test_add_list_role_and_remove_users(run: Run, db: Path) -> None:
     assert run("add", "ann", "--role", "poweruser") == (0, "added ann (poweruser)\n", "")
     assert run("add", "bob")[:2] == (0, "added bob (user)\n")
     assert run("role", "bob", "admin")[:2] == (0, "bob is now admin\n")
@@ -64,8 +75,8 @@ def test_add_list_role_and_remove_users(run: Run, db: Path) -> None:
         "bob\tadmin\t0\tnot set",
     ]
     assert run("remove", "bob")[0] == 0
-    with stored(db) as accounts:
-        assert accounts.list_users() == [User("ann", Role.POWERUSER)]
+    async with stored(db) as accounts:
+        assert await accounts.list_users() == [User("ann", Role.POWERUSER)]
 
 
 def test_refusals_exit_2_with_the_reason_on_stderr(run: Run) -> None:
@@ -83,16 +94,16 @@ def test_a_role_must_be_one_of_swarmuis_roles(run: Run, capsys: pytest.CaptureFi
     assert "invalid choice: 'superuser'" in capsys.readouterr().err
 
 
-def test_a_token_is_printed_once_alone_on_stdout(run: Run, db: Path) -> None:
+async def test_a_token_is_printed_once_alone_on_stdout(run: Run, db: Path) -> None:
     run("add", "ann")
     code, out, err = run("token", "ann", "--label", "laptop")
     token = out.strip()
     assert code == 0 and out == token + "\n" and token.startswith("sp_")
     assert (out + err).count(token) == 1
     assert err.startswith("This token cannot be shown again")
-    with stored(db) as accounts:
-        (info,) = accounts.list_tokens("ann")
-        assert accounts.authenticate(token) == User("ann", Role.USER)
+    async with stored(db) as accounts:
+        (info,) = await accounts.list_tokens("ann")
+        assert await accounts.authenticate(token) == User("ann", Role.USER)
     assert f"swarmpod users revoke ann {info.id}" in err
 
 
@@ -120,7 +131,7 @@ async def test_set_key_reads_the_key_from_stdin_and_stores_it_encrypted(run: Run
     run("add", "ann")
     code, out, err = run("set-key", "ann", stdin=KEY + "\n")
     assert (code, out, err) == (0, "stored the RunPod key of ann, encrypted\n", "")
-    with stored(db) as accounts:
+    async with stored(db) as accounts:
         assert await accounts.runpod_key("ann") == Secret(KEY)
     code, out, _ = run("key-status", "ann")
     assert code == 0 and out.startswith("last updated 20") and KEY not in out
@@ -137,7 +148,7 @@ async def test_set_key_refuses_a_key_given_on_the_command_line_without_echoing_i
     code, out, err = run("set-key", "ann", KEY)
     assert code == 2 and "on stdin, not on the command line" in err
     assert KEY not in out + err
-    with stored(db) as accounts:
+    async with stored(db) as accounts:
         assert await accounts.runpod_key("ann") is None
 
 
@@ -158,15 +169,15 @@ async def test_set_key_clear_deletes_the_key(run: Run, db: Path) -> None:
     run("set-key", "ann", stdin=KEY)
     assert run("set-key", "ann", "--clear")[:2] == (0, "deleted the RunPod key of ann\n")
     assert run("key-status", "ann")[1] == "not set\n"
-    with stored(db) as accounts:
+    async with stored(db) as accounts:
         assert await accounts.runpod_key("ann") is None
 
 
 def test_db_is_taken_after_the_action_too(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = parser().parse_args(["users", "add", "ann", "--db", str(db)])
-    assert run_account_command(args) == 0
+    assert command(args) == 0
     args = parser().parse_args(["users", "list", "--db", str(db)])
-    assert run_account_command(args) == 0
+    assert command(args) == 0
     assert "ann\tuser" in capsys.readouterr().out
 
 
@@ -175,7 +186,7 @@ def test_the_default_database_is_accounts_sqlite3_in_the_state_dir(
 ) -> None:
     monkeypatch.setenv("SWARMPOD_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("SWARMPOD_MASTER_KEY", raising=False)
-    assert run_account_command(parser().parse_args(["users", "add", "ann"])) == 0
+    assert command(parser().parse_args(["users", "add", "ann"])) == 0
     assert (tmp_path / "state" / "accounts.sqlite3").exists()
     assert os.stat(tmp_path / "state" / "accounts.sqlite3.key").st_mode & 0o777 == 0o600
 

@@ -109,9 +109,9 @@ async def test_an_endpoint_remembered_as_v1_but_upgraded_to_leases_is_found_agai
     tmp_path: Path,
 ) -> None:
     state = tmp_path / "state.sqlite3"
-    journal = LeaseJournal(state)
-    journal.remember_protocol("test-ep", "v1")  # an earlier run found v1 there
-    journal.close_file()
+    journal = await LeaseJournal.open(state)
+    await journal.remember_protocol("test-ep", "v1")  # an earlier run found v1 there
+    await journal.close_file()
     upgraded = EndpointConfig(protocol="v2", cold_start_s=30.0)
     async with world(upgraded, WorkerProtocol="auto", StateFile=str(state)) as w:
         assert w.orch.protocol == "v1"  # remembered: no lease probe first
@@ -120,17 +120,17 @@ async def test_an_endpoint_remembered_as_v1_but_upgraded_to_leases_is_found_agai
         assert len(result.images) == 1
         assert len(by_action(w.endpoint, "wakeup")) == 1
         assert len(by_action(w.endpoint, "lease")) == 1
-    journal = LeaseJournal(state)
-    remembered = journal.known_protocol("test-ep")
-    journal.close_file()
+    journal = await LeaseJournal.open(state)
+    remembered = await journal.known_protocol("test-ep")
+    await journal.close_file()
     assert remembered is not None and remembered[0] == "v2"
 
 
 async def test_a_protocol_remembered_long_ago_is_detected_again(tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite3"
-    journal = LeaseJournal(state)
-    journal.remember_protocol("test-ep", "v1")
-    journal.close_file()
+    journal = await LeaseJournal.open(state)
+    await journal.remember_protocol("test-ep", "v1")
+    await journal.close_file()
     with sqlite3.connect(state) as db:  # found two days ago
         db.execute("UPDATE endpoint_protocols SET detected_at = '2000-01-01T00:00:00.000Z'")
     async with world(

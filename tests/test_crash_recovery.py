@@ -36,11 +36,11 @@ def lease_jobs(endpoint: EmulatedEndpoint) -> list[Any]:
 
 async def orphan_a_lease(emulator: Emulator, journal: LeaseJournal, key: str = KEY) -> str:
     """Open a lease the way a process does just before it dies: journalled, then requested."""
-    entry = journal.begin(ENDPOINT, "v2", Secret(key))
+    entry = await journal.begin(ENDPOINT, "v2", Secret(key))
     async with aiohttp.ClientSession() as session:
         client = RunPodClient(session, ENDPOINT, Secret(key), base_url=emulator.base_url)
         job = await client.run({"action": "lease", "idle_seconds": 3000})
-    journal.attach(entry, job.id)
+    await journal.attach(entry, job.id)
     return job.id
 
 
@@ -49,9 +49,9 @@ async def test_a_start_cancels_the_lease_a_crashed_process_left_open(tmp_path: P
     config = EmulatorConfig(endpoints={ENDPOINT: V2}, api_keys=(KEY,))
     async with Emulator(config) as emulator:
         endpoint = emulator.endpoint(ENDPOINT)
-        journal = LeaseJournal(state)
+        journal = await LeaseJournal.open(state)
         job_id = await orphan_a_lease(emulator, journal)
-        journal.close_file()
+        await journal.close_file()
         await anyio.sleep(20)
         assert endpoint.jobs[job_id].status == "IN_PROGRESS"  # the worker bills, unattended
 
@@ -62,7 +62,7 @@ async def test_a_start_cancels_the_lease_a_crashed_process_left_open(tmp_path: P
             await anyio.sleep(1)
             assert await idled_out(endpoint) == []
             assert all(not entry.open for entry in endpoint.ledger)
-        assert LeaseJournal(state).open_entries() == []
+        assert await (await LeaseJournal.open(state)).open_entries() == []
 
 
 async def test_a_lease_opened_with_another_key_is_left_for_a_start_that_has_it(
@@ -72,9 +72,9 @@ async def test_a_lease_opened_with_another_key_is_left_for_a_start_that_has_it(
     other = "other-key-0123456789"
     config = EmulatorConfig(endpoints={ENDPOINT: V2}, api_keys=(KEY, other))
     async with Emulator(config) as emulator:
-        journal = LeaseJournal(state)
+        journal = await LeaseJournal.open(state)
         job_id = await orphan_a_lease(emulator, journal, key=other)
-        journal.close_file()
+        await journal.close_file()
         await anyio.sleep(20)
         async with Orchestrator(v2_settings(emulator, state)) as orch:
             (recovery,) = orch.recovered
@@ -125,13 +125,13 @@ async def test_a_v1_keepalive_is_journalled_and_recovered_after_a_crash(tmp_path
             await crashed.generate({"prompt": "x", "width": 64, "height": 64, "steps": 2})
             journal = crashed._journal
             assert journal is not None
-            (entry,) = journal.open_entries()
+            (entry,) = await journal.open_entries()
             keepalive = endpoint.jobs[entry.job_id or ""]
             assert keepalive.input["action"] == "keepalive"
             assert keepalive.status == "IN_PROGRESS"
 
             async def dies() -> None:  # the process is gone: nothing is released or closed
-                journal.close_file()
+                await journal.store.close()
                 endpoint.faults.http_status("cancel", 500, times=20)  # its cancels never land
 
             crashed.drain = dies  # type: ignore[method-assign]

@@ -87,7 +87,7 @@ async def test_sigkill_mid_generation_then_restart_cancels_the_open_lease(tmp_pa
         await generate_then_signal(emulator, state, tmp_path / "out", signal.SIGKILL)
         lease = the_lease(emulator)
         assert lease.status == "IN_PROGRESS"  # nobody will cancel it: the process is dead
-        assert LeaseJournal(state).open_entries()[0].job_id == lease.id
+        assert (await (await LeaseJournal.open(state)).open_entries())[0].job_id == lease.id
 
         started = anyio.current_time()
         settings = settings_for(
@@ -113,4 +113,4 @@ async def test_sigterm_mid_generation_releases_the_worker_before_the_process_exi
         status = await generate_then_signal(emulator, state, tmp_path / "out", signal.SIGTERM)
         assert status == 143
         assert the_lease(emulator).status == "CANCELLED"
-        assert LeaseJournal(state).open_entries() == []
+        assert await (await LeaseJournal.open(state)).open_entries() == []

@@ -30,6 +30,8 @@ OPTIONAL_MODULES = (
     "opentelemetry.exporter.otlp",
     "google.protobuf",
     "aioresponses",
+    "psycopg",
+    "psycopg_pool",
 )
 
 EMULATOR = textwrap.dedent(
@@ -146,6 +148,7 @@ def test_a_generation_against_a_running_emulator_works_without_any_extra(
             "testing",
         ),
         ("from observability import Telemetry\nTelemetry.configure(otlp=True)", "otlp"),
+        ("from orchestrator.store import PostgresStore", "postgres"),
     ],
 )
 def test_a_missing_extra_is_named_with_the_command_that_installs_it(code: str, extra: str) -> None:

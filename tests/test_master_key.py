@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 from orchestrator.accounts import Accounts
 from orchestrator.errors import MasterKeyError, OrchestratorError
 from orchestrator.secrets import Secret
+from orchestrator.store import SqliteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -32,79 +33,79 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "state" / "accounts.sqlite3"
 
 
-def first_start(db: Path, **open_args: Any) -> None:
+async def first_start(db: Path, **open_args: Any) -> None:
     """Create the database with one user and their key, then close it."""
-    with Accounts.open(db, **open_args) as accounts:
-        accounts.add_user("ann")
-        accounts.set_runpod_key("ann", Secret(RUNPOD_KEY))
+    async with await Accounts.open(db, **open_args) as accounts:
+        await accounts.add_user("ann")
+        await accounts.set_runpod_key("ann", Secret(RUNPOD_KEY))
 
 
-def test_without_the_env_var_a_key_file_is_made_0600_beside_the_database(db: Path) -> None:
-    first_start(db, env={})
+async def test_without_the_env_var_a_key_file_is_made_0600_beside_the_database(db: Path) -> None:
+    await first_start(db, env={})
     key_file = db.with_name("accounts.sqlite3.key")
     assert mode(key_file) == 0o600 and mode(db) == 0o600
     Fernet(key_file.read_bytes().strip())  # a well-formed Fernet key
 
 
-def test_the_wal_files_are_0600_like_the_database(db: Path) -> None:
-    with Accounts.open(db, env={}) as accounts:
-        accounts.add_user("ann")
+async def test_the_wal_files_are_0600_like_the_database(db: Path) -> None:
+    async with await Accounts.open(db, env={}) as accounts:
+        await accounts.add_user("ann")
         companions = [p for p in db.parent.iterdir() if p.name.startswith(db.name + "-")]
         assert companions and all(mode(p) == 0o600 for p in companions)
 
 
-def test_the_key_file_is_made_0600_whatever_the_umask(db: Path) -> None:
+async def test_the_key_file_is_made_0600_whatever_the_umask(db: Path) -> None:
     previous = os.umask(0)
     try:
-        first_start(db, env={})
+        await first_start(db, env={})
     finally:
         os.umask(previous)
     assert mode(db.with_name("accounts.sqlite3.key")) == 0o600 and mode(db) == 0o600
 
 
 async def test_the_key_file_is_reused_at_the_next_start(db: Path) -> None:
-    first_start(db, env={})
+    await first_start(db, env={})
     key_file = db.with_name("accounts.sqlite3.key")
     before = key_file.read_bytes()
-    with Accounts.open(db, env={}) as again:
+    async with await Accounts.open(db, env={}) as again:
         assert await again.runpod_key("ann") == Secret(RUNPOD_KEY)
     assert key_file.read_bytes() == before
 
 
 async def test_a_key_file_can_be_put_elsewhere(db: Path, tmp_path: Path) -> None:
     key_file = tmp_path / "secrets" / "master.key"
-    first_start(db, env={}, key_file=key_file)
+    await first_start(db, env={}, key_file=key_file)
     assert mode(key_file) == 0o600 and not db.with_name("accounts.sqlite3.key").exists()
-    with Accounts.open(db, env={}, key_file=key_file) as again:
+    async with await Accounts.open(db, env={}, key_file=key_file) as again:
         assert await again.runpod_key("ann") == Secret(RUNPOD_KEY)
 
 
 async def test_the_env_var_wins_and_no_key_file_is_made(db: Path) -> None:
     env = {"SWARMPOD_MASTER_KEY": new_key()}
-    first_start(db, env=env)
+    await first_start(db, env=env)
     assert not db.with_name("accounts.sqlite3.key").exists()
-    with Accounts.open(db, env=env) as again:
+    async with await Accounts.open(db, env=env) as again:
         assert await again.runpod_key("ann") == Secret(RUNPOD_KEY)
 
 
-def test_the_env_var_is_read_from_the_process_environment_by_default(
+async def test_the_env_var_is_read_from_the_process_environment_by_default(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SWARMPOD_MASTER_KEY", new_key())
-    first_start(db)
+    await first_start(db)
     assert not db.with_name("accounts.sqlite3.key").exists()
 
 
-def test_an_empty_env_var_counts_as_unset(db: Path) -> None:
-    first_start(db, env={"SWARMPOD_MASTER_KEY": "  "})
+async def test_an_empty_env_var_counts_as_unset(db: Path) -> None:
+    await first_start(db, env={"SWARMPOD_MASTER_KEY": "  "})
     assert db.with_name("accounts.sqlite3.key").exists()
 
 
-def test_a_changed_env_key_fails_at_open_saying_what_to_do(db: Path) -> None:
+async def test_a_changed_env_key_fails_at_open_saying_what_to_do(db: Path) -> None:
     old, wrong = new_key(), new_key()
-    first_start(db, env={"SWARMPOD_MASTER_KEY": old})
+    await first_start(db, env={"SWARMPOD_MASTER_KEY": old})
     with pytest.raises(MasterKeyError) as refused:
-        Accounts.open(db, env={"SWARMPOD_MASTER_KEY": wrong})
+        await Accounts.open(db, env={"SWARMPOD_MASTER_KEY": wrong})
     error = refused.value
     assert isinstance(error, OrchestratorError) and error.source == "env SWARMPOD_MASTER_KEY"
     assert str(error).startswith(
@@ -114,36 +115,36 @@ def test_a_changed_env_key_fails_at_open_saying_what_to_do(db: Path) -> None:
     assert old not in str(error) and wrong not in str(error) and wrong not in repr(error)
 
 
-def test_a_replaced_key_file_fails_at_open(db: Path) -> None:
-    first_start(db, env={})
+async def test_a_replaced_key_file_fails_at_open(db: Path) -> None:
+    await first_start(db, env={})
     key_file = db.with_name("accounts.sqlite3.key")
     key_file.write_bytes(Fernet.generate_key())
     with pytest.raises(MasterKeyError, match="does not decrypt") as refused:
-        Accounts.open(db, env={})
+        await Accounts.open(db, env={})
     assert refused.value.source == f"key file {key_file}"
 
 
-def test_switching_from_the_key_file_to_another_env_key_fails_at_open(db: Path) -> None:
-    first_start(db, env={})
+async def test_switching_from_the_key_file_to_another_env_key_fails_at_open(db: Path) -> None:
+    await first_start(db, env={})
     with pytest.raises(MasterKeyError, match="does not decrypt"):
-        Accounts.open(db, env={"SWARMPOD_MASTER_KEY": new_key()})
+        await Accounts.open(db, env={"SWARMPOD_MASTER_KEY": new_key()})
 
 
 async def test_the_key_file_and_the_env_var_are_interchangeable_when_they_hold_the_same_key(
     db: Path,
 ) -> None:
-    first_start(db, env={})
+    await first_start(db, env={})
     key = db.with_name("accounts.sqlite3.key").read_text().strip()
-    with Accounts.open(db, env={"SWARMPOD_MASTER_KEY": key}) as again:
+    async with await Accounts.open(db, env={"SWARMPOD_MASTER_KEY": key}) as again:
         assert await again.runpod_key("ann") == Secret(RUNPOD_KEY)
 
 
-def test_a_lost_key_file_is_not_silently_replaced_by_a_new_key(db: Path) -> None:
-    first_start(db, env={})
+async def test_a_lost_key_file_is_not_silently_replaced_by_a_new_key(db: Path) -> None:
+    await first_start(db, env={})
     key_file = db.with_name("accounts.sqlite3.key")
     key_file.unlink()
     with pytest.raises(MasterKeyError, match=r"missing, but .* holds keys encrypted") as refused:
-        Accounts.open(db, env={})
+        await Accounts.open(db, env={})
     assert refused.value.source == f"key file {key_file}" and "Restore the key file" in str(
         refused.value
     )
@@ -151,21 +152,21 @@ def test_a_lost_key_file_is_not_silently_replaced_by_a_new_key(db: Path) -> None
 
 
 async def test_a_refused_open_changes_nothing(db: Path) -> None:
-    first_start(db, env={})
+    await first_start(db, env={})
     with pytest.raises(MasterKeyError):
-        Accounts.open(db, env={"SWARMPOD_MASTER_KEY": new_key()})
-    with Accounts.open(db, env={}) as again:
+        await Accounts.open(db, env={"SWARMPOD_MASTER_KEY": new_key()})
+    async with await Accounts.open(db, env={}) as again:
         assert await again.runpod_key("ann") == Secret(RUNPOD_KEY)
 
 
 @pytest.mark.parametrize(
     "malformed", ["not-a-key", "x" * 44, Fernet.generate_key().decode()[:-2], "ключ"]
 )
-def test_a_malformed_env_key_is_refused_naming_the_variable_not_its_value(
+async def test_a_malformed_env_key_is_refused_naming_the_variable_not_its_value(
     db: Path, malformed: str
 ) -> None:
     with pytest.raises(MasterKeyError) as refused:
-        Accounts.open(db, env={"SWARMPOD_MASTER_KEY": malformed})
+        await Accounts.open(db, env={"SWARMPOD_MASTER_KEY": malformed})
     message = str(refused.value)
     assert refused.value.source == "env SWARMPOD_MASTER_KEY"
     assert message.startswith("The master key from env SWARMPOD_MASTER_KEY is not a Fernet key")
@@ -174,44 +175,58 @@ def test_a_malformed_env_key_is_refused_naming_the_variable_not_its_value(
     assert refused.value.__cause__ is None and refused.value.__suppress_context__
 
 
-def test_a_malformed_key_file_is_refused_naming_the_file(db: Path) -> None:
+async def test_a_malformed_key_file_is_refused_naming_the_file(db: Path) -> None:
     key_file = db.parent / "bad.key"
     key_file.parent.mkdir(parents=True)
     key_file.write_text("garbage-garbage\n")
     key_file.chmod(0o600)
     with pytest.raises(MasterKeyError, match="is not a Fernet key") as refused:
-        Accounts.open(db, env={}, key_file=key_file)
+        await Accounts.open(db, env={}, key_file=key_file)
     assert refused.value.source == f"key file {key_file}" and "garbage" not in str(refused.value)
 
 
-def test_an_unreadable_key_file_is_refused_saying_so(db: Path) -> None:
+async def test_an_unreadable_key_file_is_refused_saying_so(db: Path) -> None:
     key_file = db.parent / "dir.key"
     key_file.mkdir(parents=True)  # a directory where the key file should be
     with pytest.raises(MasterKeyError, match="cannot be read") as refused:
-        Accounts.open(db, env={}, key_file=key_file)
+        await Accounts.open(db, env={}, key_file=key_file)
     assert refused.value.source == f"key file {key_file}"
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
-def test_a_key_file_others_may_read_or_write_is_refused_saying_how_to_fix_it(
+async def test_a_key_file_others_may_read_or_write_is_refused_saying_how_to_fix_it(
     db: Path, mode: int
 ) -> None:
-    first_start(db, env={})
+    await first_start(db, env={})
     key_file = db.with_name("accounts.sqlite3.key")
     key_file.chmod(mode)
     with pytest.raises(MasterKeyError, match=f"mode {mode:04o}") as refused:
-        Accounts.open(db, env={}).close()
+        await Accounts.open(db, env={})
     assert f"chmod 600 {key_file}" in str(refused.value)
     assert key_file.read_text().strip() not in str(refused.value)
     assert refused.value.source == f"key file {key_file}"
     key_file.chmod(0o600)
-    Accounts.open(db, env={}).close()  # fixed: it starts
+    await (await Accounts.open(db, env={})).close()  # fixed: it starts
 
 
-def test_a_key_file_open_to_others_is_not_needed_when_the_env_key_is_set(db: Path) -> None:
+async def test_a_key_file_open_to_others_is_not_needed_when_the_env_key_is_set(db: Path) -> None:
     env = {"SWARMPOD_MASTER_KEY": Fernet.generate_key().decode()}
-    first_start(db, env=env)
+    await first_start(db, env=env)
     stray = db.with_name("accounts.sqlite3.key")
     stray.write_text("not used\n")
     stray.chmod(0o644)
-    Accounts.open(db, env=env).close()
+    await (await Accounts.open(db, env=env)).close()
+
+
+async def test_a_shared_database_needs_the_master_key_in_the_environment(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "accounts.sqlite3")  # a store given: no key file beside it
+    try:
+        with pytest.raises(MasterKeyError, match="needs the same master key, from") as refused:
+            await Accounts.open(store, env={})
+        assert "SWARMPOD_MASTER_KEY" in str(refused.value)
+        assert "Fernet.generate_key()" in str(refused.value)
+        assert not any(name.endswith(".key") for name in os.listdir(tmp_path))
+    finally:
+        await store.close()

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import os
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
+from pg_support import StoreSpot
 from support import ENDPOINT, World, idled_out, world
 
 from orchestrator.emulator import EmulatedEndpoint, EndpointConfig
@@ -91,10 +92,17 @@ async def discover(w: World, **kwargs: Any) -> ModelCatalog:
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[ModelRegistry]:
-    opened = ModelRegistry(tmp_path / "models.sqlite3")
+async def registry(tmp_path: Path) -> AsyncIterator[ModelRegistry]:
+    opened = await ModelRegistry.open(tmp_path / "models.sqlite3")
     yield opened
-    opened.close()
+    await opened.close()
+
+
+@pytest.fixture
+async def stored(spot: StoreSpot) -> AsyncIterator[ModelRegistry]:
+    """The registry in the test's state store (SQLite, then PostgreSQL)."""
+    async with spot.open() as store:
+        yield await ModelRegistry.open(store)
 
 
 def model(name: str, **keys: Any) -> dict[str, Any]:
@@ -189,9 +197,9 @@ async def test_an_unreachable_worker_raises_transport_error_itself() -> None:
 async def test_refresh_wakes_one_worker_gives_it_back_and_persists(tmp_path: Path) -> None:
     path = tmp_path / "state" / "models.sqlite3"
     async with world(v2(), IdleTimeoutSec=30) as w:
-        registry = ModelRegistry(path)
+        registry = await ModelRegistry.open(path)
         catalog = await refresh_models(w.orch, registry, clock=noon)
-        registry.close()
+        await registry.close()
 
         assert catalog.count() == len(EVERY_SUBTYPE)
         assert len(w.endpoint.workers) == 1 and leases(w.endpoint) == 1
@@ -201,9 +209,9 @@ async def test_refresh_wakes_one_worker_gives_it_back_and_persists(tmp_path: Pat
         assert await idled_out(w.endpoint) == []
 
         jobs = len(w.endpoint.jobs)
-        restarted = ModelRegistry(path)  # a restart reads the catalog, waking nothing
-        assert restarted.load(ENDPOINT) == catalog
-        restarted.close()
+        restarted = await ModelRegistry.open(path)  # a restart reads it, waking nothing
+        assert await restarted.load(ENDPOINT) == catalog
+        await restarted.close()
         await anyio.sleep(5)
         assert len(w.endpoint.jobs) == jobs and w.endpoint.running_workers() == []
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -211,12 +219,12 @@ async def test_refresh_wakes_one_worker_gives_it_back_and_persists(tmp_path: Pat
 
 async def test_refresh_reuses_a_warm_worker() -> None:
     async with world(v2(), IdleTimeoutSec=30) as w:
-        registry = ModelRegistry(":memory:")
+        registry = await ModelRegistry.open(":memory:")
         await refresh_models(w.orch, registry, clock=noon)
         await anyio.sleep(10)
         await refresh_models(w.orch, registry, clock=noon)
         assert len(w.endpoint.workers) == 1 and leases(w.endpoint) == 1
-        registry.close()
+        await registry.close()
 
 
 async def test_an_empty_discovery_never_overwrites_a_stored_catalog(
@@ -229,7 +237,7 @@ async def test_an_empty_discovery_never_overwrites_a_stored_catalog(
             second = await refresh_models(w.orch, registry)
 
     assert second == first
-    assert registry.load(ENDPOINT) == first
+    assert await registry.load(ENDPOINT) == first
     assert "found no models" in caplog.text
 
 
@@ -243,38 +251,48 @@ async def test_a_failed_subtype_keeps_its_earlier_models(registry: ModelRegistry
     assert second.refreshed_at == "2026-03-01T13:00:00Z"
     assert second.names(failed) == first.names(failed)
     assert second.count() == first.count()
-    assert registry.load(ENDPOINT) == second
+    assert await registry.load(ENDPOINT) == second
 
 
 # --- the registry on its own --------------------------------------------------------------------
 
 
-def test_an_empty_catalog_is_stored_when_nothing_was() -> None:
-    registry = ModelRegistry(":memory:")
+async def test_an_empty_catalog_is_stored_when_nothing_was(stored: ModelRegistry) -> None:
     empty = ModelCatalog("ep", {s: () for s in SUBTYPES}, "t", failed_subtypes=SUBTYPES)
-    assert registry.save(empty) == empty
-    assert registry.load("ep") == empty
-    assert registry.load("other") is None
-    registry.close()
+    assert await stored.save(empty) == empty
+    assert await stored.load("ep") == empty
+    assert await stored.load("other") is None
 
 
-def test_a_non_empty_catalog_replaces_the_stored_one(registry: ModelRegistry) -> None:
-    registry.save(catalog_of(model("a.safetensors")))
+async def test_a_non_empty_catalog_replaces_the_stored_one(stored: ModelRegistry) -> None:
+    await stored.save(catalog_of(model("a.safetensors")))
     newer = catalog_of(model("b.safetensors"))
-    assert registry.save(newer) == newer
-    assert registry.load("ep") == newer
+    assert await stored.save(newer) == newer
+    assert await stored.load("ep") == newer
 
 
-def test_an_unreadable_stored_catalog_loads_as_none(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+async def test_an_empty_catalog_never_replaces_a_stored_one_whichever_replica_saves(
+    spot: StoreSpot,
 ) -> None:
-    registry = ModelRegistry(tmp_path / "m.sqlite3")
-    registry.save(catalog_of(model("a.safetensors")))
-    registry._db.execute("UPDATE model_catalogs SET catalog = '[]'")
+    async with spot.open() as first_store, spot.open() as second_store:
+        first = await ModelRegistry.open(first_store)
+        second = await ModelRegistry.open(second_store)
+        full = catalog_of(model("a.safetensors"))
+        empty = ModelCatalog("ep", {s: () for s in SUBTYPES}, "t", failed_subtypes=SUBTYPES)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(first.save, full)
+            tasks.start_soon(second.save, empty)
+        assert await first.load("ep") == await second.load("ep") == full
+
+
+async def test_an_unreadable_stored_catalog_loads_as_none(
+    stored: ModelRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    await stored.save(catalog_of(model("a.safetensors")))
+    await stored.store.execute("UPDATE model_catalogs SET catalog = '[]'")
     with caplog.at_level(logging.WARNING, logger="swarmpod.models"):
-        assert registry.load("ep") is None
+        assert await stored.load("ep") is None
     assert "unreadable" in caplog.text
-    registry.close()
 
 
 def test_json_round_trip_and_refusal() -> None:

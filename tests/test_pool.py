@@ -182,7 +182,7 @@ async def test_shutdown_releases_every_worker_and_closes_the_journal() -> None:
             tasks.start_soon(generate, w, 2)
         assert len(w.endpoint.running_workers()) == 2
         journal = w.orch._journal
-        assert journal is not None and len(journal.open_entries()) == 2
+        assert journal is not None and len(await journal.open_entries()) == 2
         await w.orch.__aexit__(None, None, None)
         assert all(job.status == "CANCELLED" for job in leases(w.endpoint))
         await anyio.sleep(1)
@@ -194,12 +194,12 @@ async def test_the_journal_holds_each_lease_while_it_is_open_and_closes_it_after
         await generate(w, 1)
         journal = w.orch._journal
         assert journal is not None
-        (entry,) = journal.open_entries()
+        (entry,) = await journal.open_entries()
         (lease,) = leases(w.endpoint)
         assert entry.job_id == lease.id and entry.protocol == "v2"
         await anyio.sleep(12)
-        assert journal.open_entries() == []
-        assert journal.entry(entry.id).outcome == "released"
+        assert await journal.open_entries() == []
+        assert (await journal.entry(entry.id)).outcome == "released"
 
 
 async def test_auto_idle_window_follows_the_measured_cold_start() -> None:

@@ -197,12 +197,12 @@ async def test_a_run_whose_answer_never_comes_stays_journalled_and_its_worker_en
         async with Orchestrator(settings) as orch:
             with pytest.raises(OrchestratorError):
                 await orch.generate(PARAMS)  # /run times out after RequestTimeoutSec (30 s)
-        journal = LeaseJournal(state)
+        journal = await LeaseJournal.open(state)
         try:
-            (entry,) = journal.open_entries()
+            (entry,) = await journal.open_entries()
             assert entry.job_id is None
         finally:
-            journal.close_file()
+            await journal.close_file()
         (job,) = lease_jobs(endpoint)
         await anyio.sleep(200)
         assert job.status == "COMPLETED"  # ended by its worker

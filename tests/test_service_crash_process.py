@@ -64,14 +64,14 @@ def write_config(path: Path, state_dir: Path, base_url: str) -> None:
     )
 
 
-def add_ann(state_dir: Path) -> str:
+async def add_ann(state_dir: Path) -> str:
     """A power user with her own RunPod key; returns her API token."""
-    with Accounts.open(
+    async with await Accounts.open(
         state_dir / "accounts.sqlite3", env={"SWARMPOD_MASTER_KEY": MASTER_KEY}
     ) as accounts:
-        accounts.add_user("ann", Role.POWERUSER)
-        accounts.set_runpod_key("ann", Secret(ANN_KEY))
-        return accounts.issue_token("ann").reveal()
+        await accounts.add_user("ann", Role.POWERUSER)
+        await accounts.set_runpod_key("ann", Secret(ANN_KEY))
+        return (await accounts.issue_token("ann")).reveal()
 
 
 def environment(**more: str) -> dict[str, str]:
@@ -161,7 +161,7 @@ async def test_serve_killed_mid_generation_with_backend_and_user_keys_cancels_ev
     config = EmulatorConfig(endpoints=ENDPOINTS, api_keys=(BACKEND_KEY, ANN_KEY))
     async with Emulator(config) as emulator:
         write_config(tmp_path / "serve.toml", state_dir, emulator.base_url)
-        token = add_ann(state_dir)
+        token = await add_ann(state_dir)
         async with serving(tmp_path / "serve.toml", tmp_path / "serve-1.log") as (serve, url):
             await generate_with_the_cli(state, emulator.base_url, tmp_path / "out")
             async with anyio.create_task_group() as tasks:
@@ -176,7 +176,9 @@ async def test_serve_killed_mid_generation_with_backend_and_user_keys_cancels_ev
                 os.kill(serve.pid, signal.SIGKILL)
         orphans = leases(emulator, "ep-backend-key") + leases(emulator, "ep-user-key")
         assert [lease.status for lease in orphans] == ["IN_PROGRESS", "IN_PROGRESS"]
-        assert len(LeaseJournal(state).open_entries()) == 2  # nobody left alive to close them
+        journal = await LeaseJournal.open(state)
+        assert len(await journal.open_entries()) == 2  # nobody left alive to close them
+        await journal.close_file()
 
         async with serving(tmp_path / "serve.toml", tmp_path / "serve-2.log") as (serve, _):
             assert [lease.status for lease in orphans] == ["CANCELLED", "CANCELLED"]
@@ -188,4 +190,4 @@ async def test_serve_killed_mid_generation_with_backend_and_user_keys_cancels_ev
             serve.send_signal(signal.SIGTERM)
             with anyio.fail_after(30):
                 assert await serve.wait() == 143
-        assert LeaseJournal(state).open_entries() == []
+        assert await (await LeaseJournal.open(state)).open_entries() == []

@@ -169,7 +169,7 @@ async def test_after_a_restart_the_models_are_listed_without_waking_a_worker(
     async with served(tmp_path, AutoRefresh=True, IdleTimeoutSec=0) as world:
         discovered = await models_discovered(world)
     async with served(tmp_path, users={}) as world:  # a new process: AutoRefresh is off
-        world.tokens["ann"] = world.service.accounts.issue_token("ann").reveal()
+        world.tokens["ann"] = (await world.service.accounts.issue_token("ann")).reveal()
         client = world.client("ann")
         await client.new_session()
         status, listing = await client.call("ListModels", {"path": "", "depth": 20})

@@ -269,9 +269,9 @@ async def test_the_service_survives_fuzzing_with_no_5xx_no_internal_error_no_byp
     users = {**USERS, "revoked": Role.POWERUSER}
     async with served(tmp_path, V2, users=users, IdleTimeoutSec=0) as world:
         accounts = world.service.accounts
-        accounts.set_runpod_key("bob", Secret("rpa_BOBS_OWN_KEY_123"))
-        (revoked,) = accounts.list_tokens("revoked")
-        accounts.revoke_token("revoked", revoked.id)
+        await accounts.set_runpod_key("bob", Secret("rpa_BOBS_OWN_KEY_123"))
+        (revoked,) = await accounts.list_tokens("revoked")
+        await accounts.revoke_token("revoked", revoked.id)
         sessions: Sessions = {}
         for name in USERS:
             client = world.client(name)

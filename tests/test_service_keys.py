@@ -81,7 +81,7 @@ async def test_keys_and_users_survive_a_restart_and_a_wrong_master_key_stops_the
         await client.call("SetAPIKey", {"keyType": "runpod_api", "key": ANN_KEY})
         token = world.tokens["ann"]
     async with served(tmp_path, backend_key=None, keys=(ANN_KEY,), users={}) as world:
-        assert world.service.accounts.get_user("ann") is not None
+        assert await world.service.accounts.get_user("ann") is not None
         key = await world.service.accounts.runpod_key("ann")
         assert key is not None and key.reveal() == ANN_KEY
         world.tokens["ann"] = token  # the old token still works

@@ -7,7 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from orchestrator._state import connect_private
 from orchestrator.accounts import Accounts
 from orchestrator.errors import OrchestratorError, StateFileError
+from orchestrator.models import ModelRegistry
 from orchestrator.workers import GpuBudget, LeaseJournal
 
 MASTER_KEY = Fernet.generate_key().decode()
@@ -47,35 +48,38 @@ BREAKAGES = {"not a database": not_a_database, "damaged": damaged_database}
 @pytest.mark.parametrize(
     "opener",
     [
-        lambda path: LeaseJournal(path),
-        lambda path: GpuBudget(path, limit_s=0),
+        lambda path: LeaseJournal.open(path),
+        lambda path: GpuBudget.open(path, limit_s=0),
         lambda path: Accounts.open(path, env={"SWARMPOD_MASTER_KEY": MASTER_KEY}),
+        lambda path: ModelRegistry.open(path),
     ],
-    ids=["journal", "budget", "accounts"],
+    ids=["journal", "budget", "accounts", "models"],
 )
-def test_every_store_refuses_an_unusable_file_and_leaves_it_as_it_was(
-    tmp_path: Path, breakage: str, opener: Callable[[Path], object]
+@pytest.mark.anyio
+async def test_every_store_refuses_an_unusable_file_and_leaves_it_as_it_was(
+    tmp_path: Path, breakage: str, opener: Callable[[Path], Awaitable[object]]
 ) -> None:
     path = tmp_path / "store.sqlite3"
     before = BREAKAGES[breakage](path)
     with pytest.raises(StateFileError) as refused:
-        opener(path)
+        await opener(path)
     error = refused.value
     assert isinstance(error, OrchestratorError) and not error.retryable
     assert error.file == str(path)
     assert str(path) in str(error) and "move it aside" in str(error)
     assert "\n" not in str(error)
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.sqlite3"]
+    assert sorted(os.listdir(tmp_path)) == ["store.sqlite3"]
 
 
-def test_the_message_says_what_moving_the_file_aside_loses(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_the_message_says_what_moving_the_file_aside_loses(tmp_path: Path) -> None:
     not_a_database(tmp_path / "state.sqlite3")
     with pytest.raises(StateFileError, match="lease journal"):
-        LeaseJournal(tmp_path / "state.sqlite3")
+        await LeaseJournal.open(tmp_path / "state.sqlite3")
     not_a_database(tmp_path / "accounts.sqlite3")
     with pytest.raises(StateFileError, match="users, API tokens and stored RunPod keys"):
-        Accounts.open(tmp_path / "accounts.sqlite3", env={"SWARMPOD_MASTER_KEY": MASTER_KEY})
+        await Accounts.open(tmp_path / "accounts.sqlite3", env={"SWARMPOD_MASTER_KEY": MASTER_KEY})
 
 
 def test_a_folder_where_the_file_should_be_is_refused_saying_so(tmp_path: Path) -> None:

@@ -24,34 +24,42 @@ import pytest
 from orchestrator.workers import LeaseJournal
 
 OPEN_LIKE_THE_ORCHESTRATOR = """
-    import sys
+    import sys, anyio
     from orchestrator.secrets import Secret
+    from orchestrator.store import SqliteStore
     from orchestrator.workers import GpuBudget, LeaseJournal
 
-    path = sys.argv[1]
-    journal = LeaseJournal(path)  # Orchestrator.__aenter__ opens both, in this order
-    budget = GpuBudget(path, limit_s=0.0)
+    async def open_stores(path):
+        store = SqliteStore(path)  # Orchestrator.__aenter__ opens one store for both
+        return store, await LeaseJournal.open(store), await GpuBudget.open(store, limit_s=0.0)
 """
 
 LONG_LIVED = (
     OPEN_LIKE_THE_ORCHESTRATOR
     + """
-    key = Secret("rpa_state-sharing-test-key")
-    journal.attach(journal.begin("ep", "v2", key), "lease-before")
-    budget.charge("ann", 1.0)
-    print("open", flush=True)
-    for line in sys.stdin:  # one lease per line, then it is killed
-        journal.attach(journal.begin("ep", "v2", key), line.strip())
-        print("written", flush=True)
+    async def main():
+        store, journal, budget = await open_stores(sys.argv[1])
+        key = Secret("rpa_state-sharing-test-key")
+        await journal.attach(await journal.begin("ep", "v2", key), "lease-before")
+        await budget.charge("ann", 1.0)
+        print("open", flush=True)
+        for line in sys.stdin:  # one lease per line, then it is killed
+            await journal.attach(await journal.begin("ep", "v2", key), line.strip())
+            print("written", flush=True)
+
+    anyio.run(main)
 """
 )
 
 SHORT_LIVED = (
     OPEN_LIKE_THE_ORCHESTRATOR
     + """
-    budget.charge("bob", 1.0)
-    budget.close_file()
-    journal.close_file()
+    async def main():
+        store, journal, budget = await open_stores(sys.argv[1])
+        await budget.charge("bob", 1.0)
+        await store.close()
+
+    anyio.run(main)
 """
 )
 
@@ -78,7 +86,8 @@ def read_line(process: subprocess.Popen[str], timeout_s: float = 30.0) -> str:
     return process.stdout.readline().strip()
 
 
-def test_a_process_exiting_beside_a_live_one_leaves_its_later_entries_recoverable(
+@pytest.mark.anyio
+async def test_a_process_exiting_beside_a_live_one_leaves_its_later_entries_recoverable(
     tmp_path: Path,
 ) -> None:
     state = str(tmp_path / "swarmpod.sqlite3")
@@ -93,15 +102,17 @@ def test_a_process_exiting_beside_a_live_one_leaves_its_later_entries_recoverabl
         assert read_line(serve) == "written"
         os.kill(serve.pid, signal.SIGKILL)  # mid-work: nothing closed, nothing checkpointed
 
-    survivor = LeaseJournal(state)
-    assert [entry.job_id for entry in survivor.open_entries()] == ["lease-before", "lease-after"]
-    survivor.close_file()
+    survivor = await LeaseJournal.open(state)
+    entries = await survivor.open_entries()
+    assert [entry.job_id for entry in entries] == ["lease-before", "lease-after"]
+    await survivor.close_file()
 
 
 OPEN_AND_CLOSE = {
-    "journal": "LeaseJournal(sys.argv[1]).close_file()",
-    "budget": "GpuBudget(sys.argv[1], limit_s=0.0).close_file()",
-    "accounts": "connect(Path(sys.argv[1])).close()",
+    "journal": "(await LeaseJournal.open(sys.argv[1])).close_file()",
+    "budget": "(await GpuBudget.open(sys.argv[1], limit_s=0.0)).close_file()",
+    "accounts": "(await open_accounts(Path(sys.argv[1])))[0].close()",
+    "models": "(await ModelRegistry.open(Path(sys.argv[1]))).close()",
 }
 
 
@@ -111,11 +122,16 @@ def test_each_store_creates_its_file_private_under_a_permissive_umask(
 ) -> None:
     state = tmp_path / "new" / "swarmpod.sqlite3"
     script = f"""
-        import sys
+        import sys, anyio
         from pathlib import Path
-        from orchestrator.accounts._database import connect
+        from orchestrator.accounts._database import open_accounts
+        from orchestrator.models import ModelRegistry
         from orchestrator.workers import GpuBudget, LeaseJournal
-        {OPEN_AND_CLOSE[store]}
+
+        async def main():
+            await {OPEN_AND_CLOSE[store]}
+
+        anyio.run(main)
     """
     with python(script, str(state), umask=0o022) as process:
         assert process.wait(timeout=30) == 0

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import sqlite3
 import sys
 from pathlib import Path
+
+import anyio
 
 from .._state import default_state_file
 from ..errors import OrchestratorError, SettingsError
 from ..secrets import Secret
+from ..store import DatabaseUrl, opened_store
+from ._database import ACCOUNTS_HOLD
 from ._roles import Role
 from ._store import Accounts
 
@@ -46,7 +49,8 @@ def add_account_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
         "--config",
         type=Path,
         default=argparse.SUPPRESS,
-        help="the TOML file of 'swarmpod serve': the accounts of its [service] state_dir",
+        help="the TOML file of 'swarmpod serve': the accounts of its [service] database, or "
+        "of its state_dir",
     )
     users = subparsers.add_parser(
         "users",
@@ -86,52 +90,62 @@ def add_account_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
 def run_account_command(args: argparse.Namespace) -> int:
     """Run one ``users`` sub-command; 0 when done, 2 when refused (the reason on stderr)."""
     try:
-        path = _accounts_file(args)
+        database, path = _accounts_location(args)
     except OrchestratorError as exc:
         return _refuse(str(exc))
     try:
-        with Accounts.open(path) as accounts:
-            return _run(accounts, args)
+        return anyio.run(_with_accounts, database, path, args)
     except OrchestratorError as exc:
         return _refuse(str(exc))
-    except sqlite3.Error as exc:
-        return _refuse(f"the accounts database {path} cannot be used: {exc}")
 
 
-def _accounts_file(args: argparse.Namespace) -> Path:
-    """``--db``, else the accounts of ``--config``'s state_dir (as serve opens them), else
-    the default state directory's."""
+async def _with_accounts(database: DatabaseUrl | None, path: Path, args: argparse.Namespace) -> int:
+    if database is None:
+        async with await Accounts.open(path) as accounts:
+            return await _run(accounts, args)
+    async with (
+        opened_store(database, path, holds=ACCOUNTS_HOLD) as store,
+        await Accounts.open(store) as accounts,
+    ):
+        return await _run(accounts, args)
+
+
+def _accounts_location(args: argparse.Namespace) -> tuple[DatabaseUrl | None, Path]:
+    """``--db``; else the accounts ``--config``'s serve uses (its [service] database, or its
+    state_dir's file; ``SWARMPOD_DATABASE_URL`` wins, as for serve); else those of the
+    default state directory (or ``SWARMPOD_DATABASE_URL``'s database)."""
     db: Path | None = getattr(args, "db", None)
     config: Path | None = getattr(args, "config", None)
     if db is not None and config is not None:
         raise SettingsError("--db", "give either --db or --config", source="command line")
-    if config is not None:
-        from ..service import ServiceConfig  # the service imports this package
+    if db is not None:
+        return None, db
+    from ..service import ServiceConfig  # the service imports this package
 
-        return ServiceConfig.load(config).state_dir / "accounts.sqlite3"
-    return db or default_accounts_file()
+    loaded = ServiceConfig.load(config)
+    return loaded.database, loaded.state_dir / "accounts.sqlite3"
 
 
-def _run(accounts: Accounts, args: argparse.Namespace) -> int:
+async def _run(accounts: Accounts, args: argparse.Namespace) -> int:
     command = args.users_command
     if command == "add":
-        user = accounts.add_user(args.name, Role(args.role))
+        user = await accounts.add_user(args.name, Role(args.role))
         print(f"added {user.name} ({user.role})")
     elif command == "role":
-        user = accounts.set_role(args.name, Role(args.role))
+        user = await accounts.set_role(args.name, Role(args.role))
         print(f"{user.name} is now {user.role}")
     elif command == "remove":
-        accounts.remove_user(args.name)
+        await accounts.remove_user(args.name)
         print(f"removed {args.name} with their tokens and RunPod key")
     elif command == "list":
         print("NAME\tROLE\tTOKENS\tRUNPOD KEY")
-        for user in accounts.list_users():
-            tokens = len(accounts.list_tokens(user.name))
-            status = accounts.runpod_key_status(user.name)
+        for user in await accounts.list_users():
+            tokens = len(await accounts.list_tokens(user.name))
+            status = await accounts.runpod_key_status(user.name)
             print(f"{user.name}\t{user.role}\t{tokens}\t{status}")
     elif command == "token":
-        token = accounts.issue_token(args.name, label=args.label)
-        token_id = accounts.list_tokens(args.name)[-1].id
+        token = await accounts.issue_token(args.name, label=args.label)
+        token_id = (await accounts.list_tokens(args.name))[-1].id
         print(token.reveal())
         print(
             f"This token cannot be shown again: swarmpod keeps only its hash. Its id is "
@@ -140,23 +154,23 @@ def _run(accounts: Accounts, args: argparse.Namespace) -> int:
         )
     elif command == "tokens":
         print("ID\tCREATED (UTC)\tLAST USED (UTC)\tLABEL")
-        for info in accounts.list_tokens(args.name):
+        for info in await accounts.list_tokens(args.name):
             print(f"{info.id}\t{info.created_at}\t{info.last_used_at or 'never'}\t{info.label}")
     elif command == "revoke":
-        if not accounts.revoke_token(args.name, args.token_id):
+        if not await accounts.revoke_token(args.name, args.token_id):
             return _refuse(
                 f"{args.name} has no token {args.token_id}; see their tokens with: "
                 f"swarmpod users tokens {args.name}"
             )
         print(f"revoked token {args.token_id} of {args.name}")
     elif command == "set-key":
-        return _set_key(accounts, args)
+        return await _set_key(accounts, args)
     elif command == "key-status":
-        print(accounts.runpod_key_status(args.name))
+        print(await accounts.runpod_key_status(args.name))
     return 0
 
 
-def _set_key(accounts: Accounts, args: argparse.Namespace) -> int:
+async def _set_key(accounts: Accounts, args: argparse.Namespace) -> int:
     if args.stray:
         return _refuse(
             "give the RunPod key on stdin, not on the command line (it would land in the "
@@ -164,20 +178,22 @@ def _set_key(accounts: Accounts, args: argparse.Namespace) -> int:
             f"swarmpod users set-key {args.name} < keyfile"
         )
     if args.clear:
-        accounts.set_runpod_key(args.name, None)
+        await accounts.set_runpod_key(args.name, None)
         print(f"deleted the RunPod key of {args.name}")
         return 0
-    accounts.runpod_key_status(args.name)  # refuses an unknown user before asking for a key
-    if sys.stdin.isatty():
-        text = getpass.getpass(f"RunPod API key for {args.name} (not shown): ")
-    else:
-        text = sys.stdin.readline()
-    key = text.strip()
+    await accounts.runpod_key_status(args.name)  # refuses an unknown user before asking for a key
+    key = (await anyio.to_thread.run_sync(_read_key, args.name)).strip()
     if not key:
         return _refuse("no key on stdin; pipe it in, or use --clear to delete the key")
-    accounts.set_runpod_key(args.name, Secret(key))
+    await accounts.set_runpod_key(args.name, Secret(key))
     print(f"stored the RunPod key of {args.name}, encrypted")
     return 0
+
+
+def _read_key(name: str) -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass(f"RunPod API key for {name} (not shown): ")
+    return sys.stdin.readline()
 
 
 def _refuse(reason: str) -> int:

@@ -68,8 +68,15 @@ class MasterKey:
         """The canary a new database keeps, to recognise its master key at later starts."""
         return self.encrypt(CANARY)
 
-    def check_canary(self, canary: bytes, database: Path) -> None:
+    def check_canary(
+        self, canary: bytes, database: Path | str, *, start_over: str | None = None
+    ) -> None:
         """Make sure this is the key the database's keys were encrypted with.
+
+        Args:
+            canary: the database's canary.
+            database: the database, as named in messages.
+            start_over: how to start over without its keys (default: move the file aside).
 
         Raises:
             MasterKeyError: it is not.
@@ -79,19 +86,21 @@ class MasterKey:
                 f"The master key from {self.source} does not decrypt this database's keys "
                 f"({database}): it is not the key they were encrypted with. Restore that key "
                 f"(set {ENV_VAR} back, or put the original key file back); or, to start over, "
-                f"move {database} aside: its users, tokens and RunPod keys are then lost.",
+                f"{start_over or f'move {database} aside'}: its users, tokens and RunPod keys "
+                "are then lost.",
                 source=self.source,
             )
 
 
 def load_master_key(
-    env: Mapping[str, str], key_file: Path, *, database: Path, may_create: bool
+    env: Mapping[str, str], key_file: Path | None, *, database: Path | str, may_create: bool
 ) -> MasterKey:
     """The master key: ``SWARMPOD_MASTER_KEY`` if set (non-empty), else ``key_file``.
 
     Args:
         env: the environment to read ``SWARMPOD_MASTER_KEY`` from.
-        key_file: the key file used when the variable is not set.
+        key_file: the key file used when the variable is not set; None for a database
+            shared by replicas (PostgreSQL), where every replica needs the variable.
         database: the accounts database (named in messages).
         may_create: whether a missing key file may be created (only for a database that
             holds no encrypted data yet; else a missing file means the key is lost).
@@ -102,6 +111,14 @@ def load_master_key(
     raw = env.get(ENV_VAR, "").strip()
     if raw:
         return _parse(raw.encode(), f"env {ENV_VAR}", advice=f"or unset {ENV_VAR}")
+    if key_file is None:
+        raise MasterKeyError(
+            f"{database} is shared by every replica: each needs the same master key, from "
+            f"{ENV_VAR} (no key file is made for a shared database). Set it on every replica"
+            f"{'' if may_create else ' to the key the stored RunPod keys were encrypted with'}"
+            f"; a new key is made with: {_GENERATE}",
+            source=f"env {ENV_VAR}",
+        )
     source = f"key file {key_file}"
     if not key_file.exists():
         if not may_create:

@@ -1,4 +1,5 @@
-"""The :class:`Accounts` store: users, API tokens and per-user RunPod keys in one SQLite file.
+"""The :class:`Accounts` store: users, API tokens and per-user RunPod keys, in their SQLite
+file or in the PostgreSQL database replicas share.
 
 Tokens are stored only as hashes (``_tokens``); RunPod keys are encrypted with the master key
 (``_master_key``) together with their owner's name, so a key copied to another user's row
@@ -12,7 +13,6 @@ import hmac
 import logging
 import os
 import re
-import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +20,8 @@ from typing import Final
 
 from ..errors import AccountError
 from ..secrets import Secret
-from ._database import connect, read_meta, transaction
+from ..store import Statements, StateStore
+from ._database import open_accounts, read_meta
 from ._master_key import MasterKey, load_master_key
 from ._roles import Role, User
 from ._tokens import TokenInfo, hash_token, new_token, new_token_id
@@ -38,91 +39,121 @@ def _utc_now() -> dt.datetime:
 
 
 class Accounts:
-    """Users, roles, API tokens and per-user RunPod keys in one SQLite file (0600).
+    """Users, roles, API tokens and per-user RunPod keys, in the state store.
 
-    Open it with :meth:`open`. It is the service's :class:`orchestrator.keys.KeyProvider`:
-    :meth:`runpod_key` gives a user their own key, never another user's.
+    Open it with :meth:`open` (``async with await Accounts.open(...) as accounts``). It is the
+    service's :class:`orchestrator.keys.KeyProvider`: :meth:`runpod_key` gives a user their
+    own key, never another user's. Several replicas sharing a PostgreSQL database share the
+    users, tokens and keys (encrypted with the master key they all have).
+
+    Attributes:
+        store: where the accounts are kept.
+        path: the SQLite file, or None in a shared database.
     """
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        store: StateStore,
         master: MasterKey,
-        path: Path,
         clock: Callable[[], dt.datetime],
+        *,
+        path: Path | None = None,
+        owns_store: bool = False,
     ) -> None:
         """Use :meth:`open`."""
-        self._db = db
+        self.store = store
         self._master = master
         self._clock = clock
         self.path = path
+        self._owns_store = owns_store
 
     def __repr__(self) -> str:
-        return f"Accounts({str(self.path)!r}, master_key={self._master.source!r})"
+        return f"Accounts({self.store.description!r}, master_key={self._master.source!r})"
 
     @classmethod
-    def open(
+    async def open(
         cls,
-        path: str | os.PathLike[str],
+        where: StateStore | str | os.PathLike[str],
         *,
         env: Mapping[str, str] | None = None,
         key_file: str | os.PathLike[str] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> Accounts:
-        """Open (or create) the accounts database and check its master key.
+        """Open (or create) the accounts and check their master key.
 
         Args:
-            path: the SQLite file (created 0600 with its directory).
-            env: where to read ``SWARMPOD_MASTER_KEY`` (default: ``os.environ``).
+            where: the SQLite file (created 0600 with its directory), or a store (the
+                PostgreSQL database replicas share).
+            env: where to read ``SWARMPOD_MASTER_KEY`` from (default: ``os.environ``).
             key_file: the master key file used when the variable is not set (default:
-                ``<path>.key``; created 0600 for a new database).
+                ``<path>.key`` beside a SQLite file, created 0600 for a new database; none
+                for a shared database, where every replica needs the variable).
             clock: the current time (UTC, timezone-aware), for tests.
 
         Raises:
-            MasterKeyError: the master key is malformed, missing, or does not decrypt this
-                database's keys.
+            MasterKeyError: the master key is malformed, missing, or does not decrypt these
+                accounts' keys.
+            StateFileError: the SQLite file is unusable (left untouched).
+            SchemaTooNewError: a newer swarmpod migrated the accounts.
         """
-        file = Path(path)
-        db = connect(file)
+        store, owns = await open_accounts(where)
+        path = Path(where) if isinstance(where, str | os.PathLike) else None
         try:
-            canary = read_meta(db, "canary")
+            canary = await read_meta(store, "canary")
+            if key_file is not None:
+                chosen_key_file: Path | None = Path(key_file)
+            elif path is not None:
+                chosen_key_file = path.with_name(path.name + ".key")
+            else:
+                chosen_key_file = None
+            named: Path | str = path if path is not None else store.description
             master = load_master_key(
                 os.environ if env is None else env,
-                Path(key_file) if key_file is not None else file.with_name(file.name + ".key"),
-                database=file,
+                chosen_key_file,
+                database=named,
                 may_create=canary is None,
             )
             if canary is None:
                 # two first starts at once: the first canary wins, the other start checks it
-                db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('canary', ?)", (master.new_canary(),)
+                await store.execute(
+                    "INSERT INTO meta (name, value) VALUES ('canary', ?) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    (master.new_canary(),),
                 )
-                canary = read_meta(db, "canary")
+                canary = await read_meta(store, "canary")
                 assert canary is not None
-            master.check_canary(canary, file)
+            start_over = (
+                None
+                if path is not None
+                else "delete the rows of the users, tokens, runpod_keys and meta tables"
+            )
+            master.check_canary(canary, named, start_over=start_over)
         except BaseException:
-            db.close()
+            if owns:
+                await store.close()
             raise
-        return cls(db, master, file, clock or _utc_now)
+        return cls(store, master, clock or _utc_now, path=path, owns_store=owns)
 
-    def close(self) -> None:
-        """Close the database (closing twice is harmless)."""
-        self._db.close()
+    async def close(self) -> None:
+        """Close the store it opened (closing twice is harmless; a store it was given stays
+        open)."""
+        if self._owns_store:
+            await self.store.close()
 
-    def __enter__(self) -> Accounts:
+    async def __aenter__(self) -> Accounts:
         return self
 
-    def __exit__(
+    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        await self.close()
 
     # --- users ------------------------------------------------------------------------------
 
-    def add_user(self, name: str, role: Role = Role.USER) -> User:
+    async def add_user(self, name: str, role: Role = Role.USER) -> User:
         """Add a user.
 
         Raises:
@@ -136,10 +167,11 @@ class Accounts:
                 user=str(name),
             )
         user = User(name, Role(role))
-        with transaction(self._db):
-            taken = self._db.execute(
-                "SELECT name FROM users WHERE name = ? COLLATE NOCASE", (name,)
-            ).fetchone()
+        async with self.store.transaction() as tx:
+            await tx.lock("swarmpod users")  # replicas adding the same name: one wins
+            taken = await tx.fetchone(
+                "SELECT name FROM users WHERE lower(name) = lower(?)", (name,)
+            )
             if taken is not None:
                 same = "" if taken[0] == name else f" (as '{taken[0]}')"
                 raise AccountError(
@@ -147,48 +179,50 @@ class Accounts:
                     f"their role with: swarmpod users role {taken[0]} ROLE",
                     user=name,
                 )
-            self._db.execute("INSERT INTO users VALUES (?, ?)", (name, user.role.value))
+            await tx.execute(
+                "INSERT INTO users (name, role) VALUES (?, ?)", (name, user.role.value)
+            )
         return user
 
-    def get_user(self, name: str) -> User | None:
+    async def get_user(self, name: str) -> User | None:
         """The user ``name`` (exact spelling), if there is one."""
-        row = self._db.execute("SELECT name, role FROM users WHERE name = ?", (name,)).fetchone()
+        row = await self.store.fetchone("SELECT name, role FROM users WHERE name = ?", (name,))
         return User(row[0], Role(row[1])) if row else None
 
-    def list_users(self) -> list[User]:
+    async def list_users(self) -> list[User]:
         """Every user, by name."""
-        rows = self._db.execute("SELECT name, role FROM users ORDER BY name").fetchall()
+        rows = await self.store.fetchall("SELECT name, role FROM users ORDER BY name")
         return [User(name, Role(role)) for name, role in rows]
 
-    def set_role(self, name: str, role: Role) -> User:
+    async def set_role(self, name: str, role: Role) -> User:
         """Give ``name`` another role.
 
         Raises:
             AccountError: there is no such user.
         """
         user = User(name, Role(role))
-        cursor = self._db.execute(
+        changed = await self.store.execute(
             "UPDATE users SET role = ? WHERE name = ?", (user.role.value, name)
         )
-        if cursor.rowcount == 0:
+        if changed == 0:
             raise self._unknown(name)
         return user
 
-    def remove_user(self, name: str) -> None:
+    async def remove_user(self, name: str) -> None:
         """Remove a user with their tokens and RunPod key.
 
         Raises:
             AccountError: there is no such user.
         """
-        with transaction(self._db):
-            self._db.execute("DELETE FROM tokens WHERE user = ?", (name,))
-            self._db.execute("DELETE FROM runpod_keys WHERE user = ?", (name,))
-            if self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
+        async with self.store.transaction() as tx:
+            await tx.execute('DELETE FROM tokens WHERE "user" = ?', (name,))
+            await tx.execute('DELETE FROM runpod_keys WHERE "user" = ?', (name,))
+            if await tx.execute("DELETE FROM users WHERE name = ?", (name,)) == 0:
                 raise self._unknown(name)
 
     # --- tokens -----------------------------------------------------------------------------
 
-    def issue_token(self, name: str, *, label: str = "") -> Secret:
+    async def issue_token(self, name: str, *, label: str = "") -> Secret:
         """A new API token for ``name``. It is returned once and stored only as its hash.
 
         Raises:
@@ -200,41 +234,43 @@ class Accounts:
                 user=name,
             )
         token = new_token()
-        with transaction(self._db):
-            self._require(name)
-            self._db.execute(
-                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, NULL)",
+        async with self.store.transaction() as tx:
+            await self._require(name, tx)
+            await tx.execute(
+                'INSERT INTO tokens (id, "user", hash, label, created_at, last_used_at) '
+                "VALUES (?, ?, ?, ?, ?, NULL)",
                 (new_token_id(), name, hash_token(token.reveal()), label, self._now()),
             )
         return token
 
-    def list_tokens(self, name: str) -> list[TokenInfo]:
+    async def list_tokens(self, name: str) -> list[TokenInfo]:
         """The tokens of ``name``, oldest first (never the tokens themselves).
 
         Raises:
             AccountError: there is no such user.
         """
-        self._require(name)
-        rows = self._db.execute(
-            "SELECT id, label, created_at, last_used_at FROM tokens WHERE user = ? ORDER BY rowid",
+        await self._require(name, self.store)
+        rows = await self.store.fetchall(
+            'SELECT id, label, created_at, last_used_at FROM tokens WHERE "user" = ? '
+            f"ORDER BY {self.store.dialect.insertion_order}",
             (name,),
-        ).fetchall()
+        )
         return [TokenInfo(*row) for row in rows]
 
-    def revoke_token(self, name: str, token_id: str) -> bool:
+    async def revoke_token(self, name: str, token_id: str) -> bool:
         """Revoke one of ``name``'s tokens; whether it existed.
 
         Raises:
             AccountError: there is no such user.
         """
-        with transaction(self._db):
-            self._require(name)
-            cursor = self._db.execute(
-                "DELETE FROM tokens WHERE user = ? AND id = ?", (name, token_id)
+        async with self.store.transaction() as tx:
+            await self._require(name, tx)
+            deleted = await tx.execute(
+                'DELETE FROM tokens WHERE "user" = ? AND id = ?', (name, token_id)
             )
-        return cursor.rowcount > 0
+        return deleted > 0
 
-    def authenticate(self, token: str | Secret) -> User | None:
+    async def authenticate(self, token: str | Secret) -> User | None:
         """The user a token belongs to, or None when it is not a valid token.
 
         Records when the token was last used (at most one write a minute per token).
@@ -243,23 +279,25 @@ class Accounts:
         if not text:
             return None
         digest = hash_token(text)
-        row = self._db.execute(
+        row = await self.store.fetchone(
             "SELECT tokens.id, tokens.hash, tokens.last_used_at, users.name, users.role "
-            "FROM tokens JOIN users ON users.name = tokens.user WHERE tokens.hash = ?",
+            'FROM tokens JOIN users ON users.name = tokens."user" WHERE tokens.hash = ?',
             (digest,),
-        ).fetchone()
+        )
         # The lookup is by hash, so its timing tells nothing about the token; the constant-
         # time compare keeps the final check free of timing leaks all the same.
         if row is None or not hmac.compare_digest(row[1], digest):
             return None
         now = self._now()
         if row[2] != now:
-            self._db.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, row[0]))
+            await self.store.execute(
+                "UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, row[0])
+            )
         return User(row[3], Role(row[4]))
 
     # --- RunPod keys ------------------------------------------------------------------------
 
-    def set_runpod_key(self, name: str, key: Secret | None) -> None:
+    async def set_runpod_key(self, name: str, key: Secret | None) -> None:
         """Store ``name``'s own RunPod key, encrypted; None deletes it.
 
         Raises:
@@ -271,28 +309,29 @@ class Accounts:
                 "itself (from the RunPod console, Settings → API Keys), or None to delete it.",
                 user=name,
             )
-        with transaction(self._db):
-            self._require(name)
+        async with self.store.transaction() as tx:
+            await self._require(name, tx)
             if key is None:
-                self._db.execute("DELETE FROM runpod_keys WHERE user = ?", (name,))
+                await tx.execute('DELETE FROM runpod_keys WHERE "user" = ?', (name,))
                 return
             sealed = self._master.encrypt(f"{name}\n{key.reveal()}".encode())
-            self._db.execute(
-                "INSERT INTO runpod_keys VALUES (?, ?, ?) ON CONFLICT (user) DO UPDATE SET "
-                "encrypted = excluded.encrypted, key_last_updated = excluded.key_last_updated",
+            await tx.execute(
+                'INSERT INTO runpod_keys ("user", encrypted, key_last_updated) VALUES (?, ?, ?) '
+                'ON CONFLICT ("user") DO UPDATE SET encrypted = excluded.encrypted, '
+                "key_last_updated = excluded.key_last_updated",
                 (name, sealed, self._now()),
             )
 
-    def runpod_key_status(self, name: str) -> str:
+    async def runpod_key_status(self, name: str) -> str:
         """``last updated yyyy-MM-dd HH:mm`` or ``not set`` (SwarmUI's ``GetAPIKeyStatus``).
 
         Raises:
             AccountError: there is no such user.
         """
-        self._require(name)
-        row = self._db.execute(
-            "SELECT key_last_updated FROM runpod_keys WHERE user = ?", (name,)
-        ).fetchone()
+        await self._require(name, self.store)
+        row = await self.store.fetchone(
+            'SELECT key_last_updated FROM runpod_keys WHERE "user" = ?', (name,)
+        )
         return f"last updated {row[0]}" if row else "not set"
 
     async def runpod_key(self, user: str) -> Secret | None:
@@ -304,15 +343,13 @@ class Accounts:
             AccountError: the stored key does not decrypt, or was sealed for another user
                 (the database was altered).
         """
-        return self._runpod_key(user)
+        row = await self.store.fetchone(
+            'SELECT encrypted FROM runpod_keys WHERE "user" = ?', (user,)
+        )
+        return None if row is None else self._unsealed(user, bytes(row[0]))
 
-    def _runpod_key(self, user: str) -> Secret | None:
-        row = self._db.execute(
-            "SELECT encrypted FROM runpod_keys WHERE user = ?", (user,)
-        ).fetchone()
-        if row is None:
-            return None
-        plain = self._master.decrypt(bytes(row[0]))
+    def _unsealed(self, user: str, sealed: bytes) -> Secret:
+        plain = self._master.decrypt(sealed)
         owner, _, key = (plain or b"").decode().partition("\n")
         if owner != user:  # it does not decrypt, or was sealed for another user
             raise AccountError(
@@ -322,19 +359,19 @@ class Accounts:
             )
         return Secret(key)
 
-    def stored_runpod_keys(self) -> list[Secret]:
+    async def stored_runpod_keys(self) -> list[Secret]:
         """Every user's own RunPod key, decrypted (to cancel the leases a crashed service left
         open with them). A key that does not decrypt for its user is skipped and logged.
         """
         keys: list[Secret] = []
-        for (user,) in self._db.execute("SELECT user FROM runpod_keys ORDER BY user").fetchall():
+        rows = await self.store.fetchall(
+            'SELECT "user", encrypted FROM runpod_keys ORDER BY "user"'
+        )
+        for user, sealed in rows:
             try:
-                key = self._runpod_key(user)
+                keys.append(self._unsealed(user, bytes(sealed)))
             except AccountError as exc:
                 log.warning("[RunPodServerless] %s", exc)
-                continue
-            if key is not None:
-                keys.append(key)
         return keys
 
     # --- helpers ----------------------------------------------------------------------------
@@ -342,8 +379,8 @@ class Accounts:
     def _now(self) -> str:
         return self._clock().astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
 
-    def _require(self, name: str) -> None:
-        if self._db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is None:
+    async def _require(self, name: str, db: Statements) -> None:
+        if await db.fetchone("SELECT 1 FROM users WHERE name = ?", (name,)) is None:
             raise self._unknown(name)
 
     @staticmethod

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from observability import Telemetry, configure_logging
 
+from .._extras import MissingExtraError
 from ..errors import OrchestratorError
 from ._command import Command
 from ._console import console
@@ -96,7 +97,8 @@ def start_telemetry(args: argparse.Namespace) -> Telemetry | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``swarmpod`` console script; returns the exit status.
 
-    An :class:`OrchestratorError` prints as one line and exits 2; Ctrl-C exits 130.
+    An :class:`OrchestratorError` (or a missing extra) prints as one line and exits 2; Ctrl-C
+    exits 130.
     """
     args = build_parser().parse_args(argv)
     configure_cli_logging(args.verbose)
@@ -110,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(
             f"[red]error[/] ({type(exc).__name__}{phase}): {escape(str(exc))}", soft_wrap=True
         )
+        return 2
+    except MissingExtraError as exc:  # e.g. serve with a DatabaseUrl, without psycopg
+        console.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         return 130

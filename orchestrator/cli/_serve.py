@@ -36,22 +36,23 @@ async def _serve(args: argparse.Namespace) -> int:
     async with SwarmpodService(config) as service:
         names = ", ".join(f"{b.id}: {b.name} ({b.endpoint_id})" for b in service.backends)
         console.print(f"swarmpod serves {service.url}  backends: {escape(names or 'none')}")
+        console.print(f"state store: {escape(service.store_description)}", soft_wrap=True)
         console.print(
             f"add it to SwarmUI as a Swarm-API-Backend: Address {service.url}, "
             "AuthorizationHeader 'Bearer <token>' (swarmpod users token NAME)"
         )
-        for notice in start_notices(service, args.config):
+        for notice in await start_notices(service, args.config):
             console.print(f"[yellow]{escape(notice)}[/]", soft_wrap=True)
         await anyio.sleep_forever()
     return 0
 
 
-def start_notices(service: SwarmpodService, config: Path | None) -> list[str]:
+async def start_notices(service: SwarmpodService, config: Path | None) -> list[str]:
     """What an operator must know at start: no user can call it yet, or a backend's
     AutoRefresh cannot run (it discovers models with the backend's own key)."""
     notices = []
     users = f"swarmpod users --config {config}" if config is not None else "swarmpod users"
-    if not service.accounts.list_users():
+    if not await service.accounts.list_users():
         notices.append(
             "no users yet: every API call is refused (401) until you add one and issue a "
             f"token: {users} add NAME --role poweruser; {users} token NAME"

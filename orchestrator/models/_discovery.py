@@ -124,7 +124,7 @@ async def refresh_models(
     endpoint_id = orch.status().endpoint_id
     async with orch.hold_worker(user=user) as swarm:
         catalog = await discover_models(swarm, endpoint_id, clock=clock)
-    stored = registry.save(catalog)
+    stored = await registry.save(catalog)
     log.info(
         "endpoint %s: %d models discovered, %d in the catalog",
         endpoint_id,

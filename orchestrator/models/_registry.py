@@ -1,4 +1,5 @@
-"""Model catalogs persisted per endpoint in SQLite, so a restart needs no worker to list them."""
+"""Model catalogs persisted per endpoint in the state store (their SQLite file, or the
+PostgreSQL database replicas share), so a restart needs no worker to list them."""
 
 from __future__ import annotations
 
@@ -7,63 +8,81 @@ import logging
 import os
 from typing import Final
 
-from .._state import connect_private
+from ..store import CATALOGS, SqliteStore, Statements, StateStore, migrate
 from ._catalog import ModelCatalog
 
 __all__ = ["ModelRegistry"]
 
 log = logging.getLogger("swarmpod.models")
 
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS model_catalogs (
-    endpoint_id TEXT PRIMARY KEY,
-    refreshed_at TEXT,
-    catalog TEXT NOT NULL
-)
-"""
+CATALOGS_HOLD: Final = "its model catalogs (RefreshModels finds them)"
 
 
 class ModelRegistry:
-    """Catalogs persisted per endpoint in SQLite, so a restart shows models without waking a worker.
+    """Catalogs persisted per endpoint, so a restart shows models without waking a worker.
 
-    One row per endpoint holds its catalog as JSON (table ``model_catalogs``; the file may be
-    shared with other swarmpod tables). Each call is one short transaction.
+    One row per endpoint holds its catalog as JSON (table ``model_catalogs``; the database
+    may be shared with other swarmpod tables). Each call is one short transaction. Open it
+    with :meth:`open`.
 
-    >>> registry = ModelRegistry(":memory:")
-    >>> registry.load("ep") is None
-    True
-    >>> stored = registry.save(ModelCatalog("ep", {"VAE": ({"name": "v.safetensors"},)}, None))
-    >>> registry.load("ep") == stored, stored.names("VAE")
-    (True, ('v.safetensors',))
-    >>> registry.close()
+    >>> import anyio
+    >>> async def demo() -> None:
+    ...     registry = await ModelRegistry.open(":memory:")
+    ...     print(await registry.load("ep"))
+    ...     stored = await registry.save(
+    ...         ModelCatalog("ep", {"VAE": ({"name": "v.safetensors"},)}, None)
+    ...     )
+    ...     print(await registry.load("ep") == stored, stored.names("VAE"))
+    ...     await registry.close()
+    >>> anyio.run(demo)
+    None
+    True ('v.safetensors',)
 
-    Args:
-        path: the SQLite file (created 0600, folders made as needed), or ``":memory:"``.
+    Attributes:
+        store: where the catalogs are kept.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self._db = connect_private(self.path, holds="its model catalogs (RefreshModels finds them)")
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+    def __init__(self, store: StateStore, *, owns_store: bool = False) -> None:
+        """Use :meth:`open` (it migrates the catalogs' table)."""
+        self.store = store
+        self._owns_store = owns_store
+
+    @classmethod
+    async def open(cls, where: StateStore | str | os.PathLike[str]) -> ModelRegistry:
+        """The catalogs in ``where``: a store, or a SQLite file (created 0600, folders made
+        as needed; closed with the registry), or ``":memory:"``.
+
+        Raises:
+            StateFileError: the SQLite file is unusable (left untouched).
+            SchemaTooNewError: a newer swarmpod migrated the database.
+        """
+        owns = isinstance(where, str | os.PathLike)
+        if isinstance(where, str | os.PathLike):
+            store: StateStore = SqliteStore(where, holds=CATALOGS_HOLD)
+        else:
+            store = where
+        try:
+            await migrate(store, CATALOGS)
+        except BaseException:
+            if owns:
+                await store.close()
+            raise
+        return cls(store, owns_store=owns)
 
     def __repr__(self) -> str:
-        return f"ModelRegistry({self.path!r})"
+        return f"ModelRegistry({self.store.description!r})"
 
-    def close(self) -> None:
-        """Close the SQLite connection."""
-        self._db.close()
+    async def close(self) -> None:
+        """Close the store it opened (a store it was given stays open)."""
+        if self._owns_store:
+            await self.store.close()
 
-    def load(self, endpoint_id: str) -> ModelCatalog | None:
+    async def load(self, endpoint_id: str) -> ModelCatalog | None:
         """The endpoint's stored catalog; None when there is none (or it cannot be read, which
         is logged)."""
-        row = self._db.execute(
-            "SELECT catalog FROM model_catalogs WHERE endpoint_id = ?", (endpoint_id,)
-        ).fetchone()
-        return None if row is None else _parse(endpoint_id, row[0])
+        return await _load(self.store, endpoint_id)
 
-    def save(self, catalog: ModelCatalog) -> ModelCatalog:
+    async def save(self, catalog: ModelCatalog) -> ModelCatalog:
         """Store ``catalog`` as its endpoint's catalog; return the catalog now stored.
 
         It replaces the stored one (an empty catalog is stored when there is none, so the
@@ -74,17 +93,15 @@ class ModelRegistry:
           logged, and the stored catalog is returned;
         - subtypes in ``failed_subtypes`` keep the stored catalog's models, as
           SwarmSwarmBackend keeps a subtype's previous list when its ``ListModels`` fails.
+
+        Replicas saving the same endpoint's catalog at once save one after the other.
         """
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            stored = self.load(catalog.endpoint_id)
+        async with self.store.transaction() as tx:
+            await tx.lock(f"model catalog {catalog.endpoint_id}")
+            stored = await _load(tx, catalog.endpoint_id)
             kept = self._decide(catalog, stored)
             if kept is not stored:
-                self._write(kept)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+                await self._write(tx, kept)
         return kept
 
     @staticmethod
@@ -103,13 +120,21 @@ class ModelRegistry:
             return stored
         return catalog.keeping(stored)
 
-    def _write(self, catalog: ModelCatalog) -> None:
-        self._db.execute(
+    @staticmethod
+    async def _write(db: Statements, catalog: ModelCatalog) -> None:
+        await db.execute(
             "INSERT INTO model_catalogs (endpoint_id, refreshed_at, catalog) VALUES (?, ?, ?) "
             "ON CONFLICT (endpoint_id) DO UPDATE SET "
             "refreshed_at = excluded.refreshed_at, catalog = excluded.catalog",
             (catalog.endpoint_id, catalog.refreshed_at, json.dumps(catalog.to_json())),
         )
+
+
+async def _load(db: Statements, endpoint_id: str) -> ModelCatalog | None:
+    row = await db.fetchone(
+        "SELECT catalog FROM model_catalogs WHERE endpoint_id = ?", (endpoint_id,)
+    )
+    return None if row is None else _parse(endpoint_id, row[0])
 
 
 def _parse(endpoint_id: str, text: str) -> ModelCatalog | None:

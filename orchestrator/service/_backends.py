@@ -90,8 +90,7 @@ class Backend:
         )
         if features:
             self.features = tuple(features)
-        registry.save(catalog)
-        self.catalog = registry.load(self.endpoint_id) or catalog
+        self.catalog = await registry.save(catalog)
         log.info(
             "[RunPodServerless] backend %s: %d models discovered", self.name, self.catalog.count()
         )

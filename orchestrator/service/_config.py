@@ -6,6 +6,8 @@ One TOML file::
     host = "127.0.0.1"
     port = 7801
     state_dir = "/var/lib/swarmpod"      # accounts, models, lease journal (default: the state dir)
+    # database = "postgresql://swarmpod:...@db:5432/swarmpod"  # instead: replicas share it
+    # replica_heartbeat_sec = 5          # with a database: a replica silent 2x this is dead
 
     [backends.main]                      # one table per RunPod backend, the seed's settings
     EndpointId = "abc123"
@@ -17,7 +19,9 @@ One TOML file::
     EndpointId = "def456"
 
 Every backend table is validated like :meth:`Settings.from_mapping`; a bad value is refused at
-start, naming the backend, the setting and why.
+start, naming the backend, the setting and why. ``database`` (``SWARMPOD_DATABASE_URL`` wins
+over it) and ``replica_heartbeat_sec`` (``SWARMPOD_REPLICA_HEARTBEAT_SEC``) are the service's:
+every backend uses them (a backend table that sets DatabaseUrl itself is refused).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 from .._state import default_state_file
 from ..errors import SettingsError
 from ..settings import Settings
+from ..store import DatabaseUrl
 
 __all__ = ["ServiceConfig"]
 
@@ -45,14 +50,26 @@ class ServiceConfig:
     Attributes:
         host: the address to listen on.
         port: the port to listen on.
-        state_dir: the directory of the accounts, model and lease-journal files.
+        state_dir: the directory of the accounts, model and lease-journal files (SQLite).
         backends: the RunPod backends by name, in file order (their ids are 0, 1, ...).
+        database: the PostgreSQL database replicas share, or None (SQLite files in
+            ``state_dir``).
+        replica_heartbeat_s: with a database, how often this replica says it is alive.
     """
 
     host: str = "127.0.0.1"
     port: int = _DEFAULT_PORT
     state_dir: Path = field(default_factory=lambda: default_state_file().parent)
     backends: Mapping[str, Settings] = field(default_factory=dict)
+    database: DatabaseUrl | None = None
+    replica_heartbeat_s: float = 5.0
+
+    @property
+    def store_description(self) -> str:
+        """Which store it uses, for the start line (never a password)."""
+        if self.database is not None:
+            return f"PostgreSQL {self.database.shown}"
+        return f"SQLite files in {self.state_dir}"
 
     @classmethod
     def load(
@@ -61,8 +78,11 @@ class ServiceConfig:
         *,
         host: str | None = None,
         port: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> ServiceConfig:
-        """Read the TOML file (if any); ``host`` and ``port`` (the CLI flags) win over it.
+        """Read the TOML file (if any); ``host`` and ``port`` (the CLI flags) win over it, and
+        ``SWARMPOD_DATABASE_URL`` / ``SWARMPOD_REPLICA_HEARTBEAT_SEC`` (``env``, default
+        ``os.environ``) over its ``database`` / ``replica_heartbeat_sec``.
 
         Raises:
             SettingsError: the file is missing or invalid, or a backend's setting is bad.
@@ -71,11 +91,13 @@ class ServiceConfig:
         service = data.get("service", {})
         if not isinstance(service, dict):
             raise SettingsError("service", "must be a table")
-        unknown = set(service) - {"host", "port", "state_dir"}
+        known = ("host", "port", "state_dir", "database", "replica_heartbeat_sec")
+        unknown = set(service) - set(known)
         if unknown:
             raise SettingsError(
-                f"service.{sorted(unknown)[0]}", "unknown; known: host, port, state_dir"
+                f"service.{sorted(unknown)[0]}", f"unknown; known: {', '.join(known)}"
             )
+        shared = _shared_settings(service, os.environ if env is None else env, path)
         backends_table = data.get("backends", {})
         if not isinstance(backends_table, dict) or not all(
             isinstance(table, dict) for table in backends_table.values()
@@ -84,7 +106,15 @@ class ServiceConfig:
         state_dir = Path(service.get("state_dir") or default_state_file().parent)
         backends: dict[str, Settings] = {}
         for name, table in backends_table.items():
-            values = {"StateFile": str(state_dir / "swarmpod.sqlite3"), **table}
+            for own in ("DatabaseUrl", "database_url", "ReplicaHeartbeatSec"):
+                if own in table:
+                    raise SettingsError(
+                        f"backends.{name}.{own}",
+                        "is the service's: set it once under [service] (database, "
+                        "replica_heartbeat_sec)",
+                        source=str(path),
+                    )
+            values = {"StateFile": str(state_dir / "swarmpod.sqlite3"), **table, **shared}
             try:
                 settings = Settings.from_mapping(values, source=f"[backends.{name}]")
             except SettingsError as exc:
@@ -102,7 +132,30 @@ class ServiceConfig:
             port=chosen_port,
             state_dir=state_dir,
             backends=backends,
+            database=shared["DatabaseUrl"],
+            replica_heartbeat_s=shared["ReplicaHeartbeatSec"],
         )
+
+
+def _shared_settings(
+    service: Mapping[str, Any], env: Mapping[str, str], path: str | os.PathLike[str] | None
+) -> dict[str, Any]:
+    """The database and heartbeat every backend uses: the environment, else [service]."""
+    chosen: dict[str, Any] = {}
+    for key, setting, variable in (
+        ("database", "DatabaseUrl", "SWARMPOD_DATABASE_URL"),
+        ("replica_heartbeat_sec", "ReplicaHeartbeatSec", "SWARMPOD_REPLICA_HEARTBEAT_SEC"),
+    ):
+        raw: Any = env.get(variable)
+        source, named = f"env {variable}", setting
+        if raw is None:
+            raw, source, named = service.get(key), f"file {path}", f"service.{key}"
+        try:
+            parsed = Settings.from_mapping({setting: raw} if raw is not None else {})
+        except SettingsError as exc:
+            raise SettingsError(named, exc.reason, source=source) from None
+        chosen[setting] = getattr(parsed, "database_url" if key == "database" else key)
+    return chosen
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -95,7 +95,7 @@ async def _handle_api(
 ) -> web.StreamResponse:
     name = request.match_info.get("route", "").lower()
     websocket = request.headers.get("Upgrade", "").lower() == "websocket"
-    user = service.authenticate(request.headers.get("Authorization"))
+    user = await service.authenticate(request.headers.get("Authorization"))
     if user is None:
         return unauthorized().response()
     if websocket:

@@ -118,7 +118,7 @@ async def trigger_refresh(call: Call) -> Mapping[str, Any]:
     """``TriggerRefresh``: re-read the stored catalogs (never wakes a worker; RefreshModels
     does), answered in ``ListT2IParams``' shape."""
     service = call.service
-    service.reload_catalogs()
+    await service.reload_catalogs()
     catalog = _merged_catalog(service.backends)
     models = {
         subtype: [str(m.get("name")) for m in catalog.models.get(subtype, ())]
@@ -432,7 +432,8 @@ async def set_api_key(call: Call) -> Mapping[str, Any]:
     if any(char.isspace() for char in key.strip()) or not key.strip():
         raise failure("The key must be one word without spaces.")
     accounts = call.service.accounts
-    accounts.set_runpod_key(call.user.name, None if key.strip() == "none" else Secret(key.strip()))
+    stored = None if key.strip() == "none" else Secret(key.strip())
+    await accounts.set_runpod_key(call.user.name, stored)
     return {"success": True}
 
 
@@ -441,7 +442,7 @@ async def get_api_key_status(call: Call) -> Mapping[str, Any]:
     key_type = param_str(call.body, "keyType")
     if key_type != _KEY_TYPE:
         raise failure(f"Invalid key type '{key_type}'; this server takes '{_KEY_TYPE}'.")
-    return {"status": call.service.accounts.runpod_key_status(call.user.name)}
+    return {"status": await call.service.accounts.runpod_key_status(call.user.name)}
 
 
 _GENERATE: Final = ("basic_image_generation", RUNPOD)

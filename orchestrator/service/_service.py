@@ -23,6 +23,7 @@ from .._orchestrator import Orchestrator
 from ..accounts import Accounts, User
 from ..errors import OrchestratorError
 from ..models import ModelRegistry
+from ..store import StateStore, opened_store
 from ._backends import Backend
 from ._config import ServiceConfig
 from ._envelope import ApiRefusalError
@@ -82,6 +83,7 @@ class SwarmpodService:
         self._env = os.environ if env is None else env
         self._accounts: Accounts | None = None
         self._registry: ModelRegistry | None = None
+        self._store: StateStore | None = None
         self._stack = contextlib.AsyncExitStack()
         self._runner: ServiceRunner | None = None
         self._requests = itertools.count(1)
@@ -102,20 +104,26 @@ class SwarmpodService:
         assert self._registry is not None, "use 'async with SwarmpodService(...)'"
         return self._registry
 
-    def authenticate(self, authorization: str | None) -> User | None:
+    @property
+    def store_description(self) -> str:
+        """Which store it uses (``PostgreSQL postgresql://user@host/db`` or the SQLite files'
+        folder), never a password."""
+        return self.config.store_description
+
+    async def authenticate(self, authorization: str | None) -> User | None:
         """The user whose token the ``Authorization: Bearer`` header carries, if any."""
         if not authorization or not authorization.startswith("Bearer "):
             return None
-        return self.accounts.authenticate(authorization.removeprefix("Bearer ").strip())
+        return await self.accounts.authenticate(authorization.removeprefix("Bearer ").strip())
 
     def next_request_id(self) -> int:
         """A new request id for WebSocket messages."""
         return next(self._requests)
 
-    def reload_catalogs(self) -> None:
+    async def reload_catalogs(self) -> None:
         """Read every backend's stored catalog again."""
         for backend in self.backends:
-            backend.catalog = self.registry.load(backend.endpoint_id) or backend.catalog
+            backend.catalog = await self.registry.load(backend.endpoint_id) or backend.catalog
 
     async def __aenter__(self) -> Self:
         try:
@@ -136,17 +144,31 @@ class SwarmpodService:
     async def _start(self) -> None:
         state = self.config.state_dir
         state.mkdir(parents=True, exist_ok=True)
-        self._accounts = Accounts.open(state / "accounts.sqlite3", env=self._env)
-        self._stack.callback(self._accounts.close)
-        self._registry = ModelRegistry(state / "models.sqlite3")
-        self._stack.callback(self._registry.close)
+        if self.config.database is not None:  # one database for everything, shared
+            self._store = await self._stack.enter_async_context(
+                opened_store(
+                    self.config.database,
+                    state / "swarmpod.sqlite3",
+                    heartbeat_s=self.config.replica_heartbeat_s,
+                )
+            )
+        self._accounts = await Accounts.open(
+            self._store or state / "accounts.sqlite3", env=self._env
+        )
+        self._stack.push_async_callback(self._accounts.close)
+        self._registry = await ModelRegistry.open(self._store or state / "models.sqlite3")
+        self._stack.push_async_callback(self._registry.close)
         for index, (name, settings) in enumerate(self.config.backends.items()):
             orch = Orchestrator(
-                settings, keys=self._accounts, session=self._session, telemetry=self.telemetry
+                settings,
+                keys=self._accounts,
+                session=self._session,
+                telemetry=self.telemetry,
+                store=self._store,
             )
             await self._stack.enter_async_context(orch)
             backend = Backend(index, name, settings, orch)
-            backend.catalog = self._registry.load(backend.endpoint_id)
+            backend.catalog = await self._registry.load(backend.endpoint_id)
             self.backends.append(backend)
         await self._recover_with_users_keys()
         tasks = await self._stack.enter_async_context(anyio.create_task_group())
@@ -172,12 +194,13 @@ class SwarmpodService:
         StateFile differs); the leases of live processes (a CLI run sharing the file) are
         left alone.
         """
-        keys = self.accounts.stored_runpod_keys()
+        keys = await self.accounts.stored_runpod_keys()
         if not keys:
             return
         one_per_journal: dict[str | None, Backend] = {}
         for backend in self.backends:
-            one_per_journal.setdefault(backend.settings.state_file, backend)
+            shared = self._store is not None  # one journal for every backend
+            one_per_journal.setdefault(None if shared else backend.settings.state_file, backend)
         for backend in one_per_journal.values():
             await backend.orch.recover(keys)
 

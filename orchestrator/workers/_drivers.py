@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -94,7 +94,9 @@ class WorkerDriver(Protocol):
     async def poll(self, job: Job, *, wait_s: float) -> Polled:
         """Wait (up to about ``wait_s``) for news of the job: running, handed over, lost."""
 
-    async def watch(self, handle: WorkerHandle, on_renewed: Callable[[str], None]) -> None:
+    async def watch(
+        self, handle: WorkerHandle, on_renewed: Callable[[str], Awaitable[None]]
+    ) -> None:
         """Return when the worker ended its job itself; raise when it failed."""
 
     async def withdraw(self, job_id: str) -> Released | Kept:
@@ -132,7 +134,9 @@ class LeaseDriver:
             return Polled(job, answer_lost=True)
         return Polled(job, running=state is not JobStatus.IN_QUEUE, handle=handle)
 
-    async def watch(self, handle: WorkerHandle, on_renewed: Callable[[str], None]) -> None:
+    async def watch(
+        self, handle: WorkerHandle, on_renewed: Callable[[str], Awaitable[None]]
+    ) -> None:
         """Long-poll the lease's stream (five minutes at a time) until the job ends."""
         assert handle.hold_job_id is not None
         while True:
@@ -189,7 +193,9 @@ class WakeDriver:
         receipt = receipt_from(job)
         return Polled(job, running=True, handle=await self.protocol.hold(receipt))
 
-    async def watch(self, handle: WorkerHandle, on_renewed: Callable[[str], None]) -> None:
+    async def watch(
+        self, handle: WorkerHandle, on_renewed: Callable[[str], Awaitable[None]]
+    ) -> None:
         """Confirm the keepalive runs, then renew it just before it ends, for as long as the
         worker is held; raise if a keepalive ended under it."""
         await self.protocol.confirm_hold(handle)
@@ -201,7 +207,7 @@ class WakeDriver:
             # new one; cancelling the old one would stop the worker.
             assert renewed.hold_job_id is not None
             handle.hold_job_id = renewed.hold_job_id
-            on_renewed(renewed.hold_job_id)
+            await on_renewed(renewed.hold_job_id)
 
     async def withdraw(self, job_id: str) -> Released | Kept:
         """Cancel the wake-up if it is still queued."""

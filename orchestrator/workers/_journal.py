@@ -1,9 +1,11 @@
-"""The lease journal: every worker-holding job swarmpod opened, in SQLite, so none is orphaned.
+"""The lease journal: every worker-holding job swarmpod opened, in the state store (a SQLite
+file, or PostgreSQL shared by replicas), so none is orphaned.
 
 An entry is written *before* the job is requested and closed when the job ends.
-If the process dies in between, the next start finds the entry still open and cancels the job
-with the key it was opened with (:func:`recover_leases`). The file never holds a key: an entry
-keeps the key's fingerprint, and recovery looks the key up among the keys it is given.
+If the process dies in between, the next start (or, with PostgreSQL, any replica) finds the
+entry still open and cancels the job with the key it was opened with (:func:`recover_leases`).
+The store never holds a key: an entry keeps the key's fingerprint, and recovery looks the key
+up among the keys it is given.
 """
 
 from __future__ import annotations
@@ -11,15 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from .._state import connect_private
 from ..errors import OrchestratorError, RunPodNotFoundError
 from ..secrets import Secret
+from ..store import JOURNAL, SqliteStore, StateStore, migrate
 
 __all__ = ["JournalEntry", "LeaseJournal", "Recovery", "recover_leases"]
 
@@ -28,50 +28,6 @@ log = logging.getLogger("swarmpod.workers")
 _COLUMNS: Final = (
     "id, endpoint_id, protocol, key_fingerprint, job_id, opened_at, closed_at, outcome, owner"
 )
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS leases (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    endpoint_id TEXT NOT NULL,
-    protocol TEXT NOT NULL,
-    key_fingerprint TEXT NOT NULL,
-    job_id TEXT,
-    opened_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    closed_at TEXT,
-    outcome TEXT,
-    owner TEXT
-);
-CREATE TABLE IF NOT EXISTS endpoint_protocols (
-    endpoint_id TEXT PRIMARY KEY,
-    protocol TEXT NOT NULL,
-    detected_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-);
-"""
-
-
-_OPEN_JOURNALS: set[str] = set()
-"""Owner marks of the journals open in this process (their leases are alive, not orphans)."""
-
-
-def _owner_alive(owner: str | None) -> bool:
-    """Whether the journal that wrote an entry is still open somewhere (its leases are live).
-
-    An owner is ``host:pid:token``. In this process, the token tells whether that journal is
-    still open; another process on this host is alive while its pid is. Entries from other
-    hosts, or without an owner, count as orphans.
-    """
-    parts = (owner or "").rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
-        return False
-    host_pid = int(parts[1])
-    if host_pid == os.getpid():
-        return owner in _OPEN_JOURNALS
-    try:
-        os.kill(host_pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -103,99 +59,137 @@ class JournalEntry:
 
 
 class LeaseJournal:
-    """The journal in one SQLite file (created 0600 on first use).
+    """The journal in the state store (a SQLite file created 0600, or PostgreSQL).
 
-    Each call is one short transaction, committed before it returns, so an entry survives a
-    crash right after the call.
+    Each call is one short statement, committed before it returns, so an entry survives a
+    crash right after the call. Open it with :meth:`open`.
 
-    >>> journal = LeaseJournal(":memory:")
-    >>> entry = journal.begin("ep", "v2", Secret("rpa_KEY"))
-    >>> journal.attach(entry, "job-1")
-    >>> [e.job_id for e in journal.open_entries()]
+    >>> import anyio
+    >>> async def demo() -> None:
+    ...     journal = await LeaseJournal.open(":memory:")
+    ...     entry = await journal.begin("ep", "v2", Secret("rpa_KEY"))
+    ...     await journal.attach(entry, "job-1")
+    ...     print([e.job_id for e in await journal.open_entries()])
+    ...     await journal.close(entry, "released")
+    ...     print(await journal.open_entries())
+    ...     await journal.close_file()
+    >>> anyio.run(demo)
     ['job-1']
-    >>> journal.close(entry, "released")
-    >>> journal.open_entries()
     []
+
+    Attributes:
+        store: the store it is kept in.
+        owner: the mark its entries carry (the store's replica id): entries of an owner
+            still alive are never recovered.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        _OPEN_JOURNALS.add(self.owner)
-        self._db = connect_private(self.path)
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(leases)")}
-        if "owner" not in columns:  # a journal written before entries had owners
-            self._db.execute("ALTER TABLE leases ADD COLUMN owner TEXT")
+    def __init__(self, store: StateStore, *, owns_store: bool = False) -> None:
+        """Use :meth:`open` (it migrates the journal's tables)."""
+        self.store = store
+        self.owner = store.replica_id
+        self._owns_store = owns_store
+
+    @classmethod
+    async def open(cls, where: StateStore | str | os.PathLike[str]) -> LeaseJournal:
+        """The journal in ``where``: a store, or a SQLite file (opened, and closed with the
+        journal).
+
+        Raises:
+            StateFileError: the SQLite file is unusable (left untouched).
+            SchemaTooNewError: a newer swarmpod migrated the database.
+        """
+        owns = isinstance(where, str | os.PathLike)
+        store: StateStore = SqliteStore(where) if isinstance(where, str | os.PathLike) else where
+        try:
+            await migrate(store, JOURNAL)
+        except BaseException:
+            if owns:
+                await store.close()
+            raise
+        return cls(store, owns_store=owns)
 
     def __repr__(self) -> str:
-        return f"LeaseJournal({self.path!r})"
+        return f"LeaseJournal({self.store.description!r})"
 
-    def close_file(self) -> None:
-        """Close the SQLite connection; its open entries become orphans to recover."""
-        _OPEN_JOURNALS.discard(self.owner)
-        self._db.close()
+    async def close_file(self) -> None:
+        """Close the store it opened (a store it was given stays open); its open entries
+        become orphans to recover."""
+        if self._owns_store:
+            await self.store.close()
 
-    def begin(self, endpoint_id: str, protocol: str, key: Secret) -> int:
+    async def begin(self, endpoint_id: str, protocol: str, key: Secret) -> int:
         """Write an open entry before requesting the job; returns the entry id."""
-        cursor = self._db.execute(
+        return await self.store.insert(
             "INSERT INTO leases (endpoint_id, protocol, key_fingerprint, owner) "
             "VALUES (?, ?, ?, ?)",
             (endpoint_id, protocol, key.fingerprint, self.owner),
         )
-        entry_id = cursor.lastrowid
-        assert entry_id is not None
-        return entry_id
 
-    def attach(self, entry_id: int, job_id: str) -> None:
+    async def attach(self, entry_id: int, job_id: str) -> None:
         """Record the job id RunPod gave the request."""
-        self._db.execute("UPDATE leases SET job_id = ? WHERE id = ?", (job_id, entry_id))
+        await self.store.execute("UPDATE leases SET job_id = ? WHERE id = ?", (job_id, entry_id))
 
-    def close(self, entry_id: int, outcome: str) -> None:
+    async def close(self, entry_id: int, outcome: str) -> None:
         """Close an entry: its job has ended (or was never created)."""
-        self._db.execute(
-            "UPDATE leases SET closed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), outcome = ? "
+        await self.store.execute(
+            f"UPDATE leases SET closed_at = {self.store.dialect.now}, outcome = ? "
             "WHERE id = ? AND closed_at IS NULL",
             (outcome, entry_id),
         )
 
-    def open_entries(self, endpoint_id: str | None = None) -> list[JournalEntry]:
+    async def claim(self, entry: JournalEntry) -> bool:
+        """Make an orphan entry this journal's, if it still is the orphan it was (open, with
+        the same owner): of several replicas recovering at once, one wins each entry."""
+        changed = await self.store.execute(
+            "UPDATE leases SET owner = ? "
+            "WHERE id = ? AND closed_at IS NULL AND COALESCE(owner, '') = ?",
+            (self.owner, entry.id, entry.owner or ""),
+        )
+        return changed == 1
+
+    async def unclaim(self, entry: JournalEntry) -> None:
+        """Give a claimed entry back to its dead owner (its job could not be cancelled now:
+        a later recovery tries again)."""
+        await self.store.execute(
+            "UPDATE leases SET owner = ? WHERE id = ? AND closed_at IS NULL AND owner = ?",
+            (entry.owner, entry.id, self.owner),
+        )
+
+    async def open_entries(self, endpoint_id: str | None = None) -> list[JournalEntry]:
         """Entries not closed yet (all endpoints, or one), oldest first."""
         query = f"SELECT {_COLUMNS} FROM leases WHERE closed_at IS NULL"
         params: tuple[str, ...] = ()
         if endpoint_id is not None:
             query += " AND endpoint_id = ?"
             params = (endpoint_id,)
-        rows = self._db.execute(query + " ORDER BY id", params).fetchall()
+        rows = await self.store.fetchall(query + " ORDER BY id", params)
         return [JournalEntry(*row) for row in rows]
 
-    def remember_protocol(self, endpoint_id: str, protocol: str) -> None:
+    async def remember_protocol(self, endpoint_id: str, protocol: str) -> None:
         """Remember the worker protocol an endpoint was found to speak (``auto``)."""
-        self._db.execute(
-            "INSERT INTO endpoint_protocols (endpoint_id, protocol) VALUES (?, ?) "
+        now = self.store.dialect.now
+        await self.store.execute(
+            f"INSERT INTO endpoint_protocols (endpoint_id, protocol, detected_at) "
+            f"VALUES (?, ?, {now}) "
             "ON CONFLICT (endpoint_id) DO UPDATE SET protocol = excluded.protocol, "
-            "detected_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            "detected_at = excluded.detected_at",
             (endpoint_id, protocol),
         )
 
-    def known_protocol(self, endpoint_id: str) -> tuple[str, dt.datetime] | None:
+    async def known_protocol(self, endpoint_id: str) -> tuple[str, dt.datetime] | None:
         """The protocol remembered for an endpoint and when it was found (UTC), if any."""
-        row = self._db.execute(
+        row = await self.store.fetchone(
             "SELECT protocol, detected_at FROM endpoint_protocols WHERE endpoint_id = ?",
             (endpoint_id,),
-        ).fetchone()
+        )
         if row is None:
             return None
         detected = dt.datetime.fromisoformat(str(row[1]).replace("Z", "+00:00"))
         return str(row[0]), detected
 
-    def entry(self, entry_id: int) -> JournalEntry:
+    async def entry(self, entry_id: int) -> JournalEntry:
         """One entry by id (KeyError if there is none)."""
-        row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM leases WHERE id = ?", (entry_id,)
-        ).fetchone()
+        row = await self.store.fetchone(f"SELECT {_COLUMNS} FROM leases WHERE id = ?", (entry_id,))
         if row is None:
             raise KeyError(entry_id)
         return JournalEntry(*row)
@@ -225,19 +219,27 @@ async def recover_leases(
 ) -> list[Recovery]:
     """Cancel every job a previous process left open, with the key it was opened with.
 
-    Entries of a journal that is still open (another process sharing the file, or another
-    backend in this one) are left alone. An entry whose key is not among ``keys`` stays open
+    Entries of a journal that is still open (another process sharing the file, another
+    backend in this one, or with PostgreSQL a replica whose heartbeat is fresh) are left
+    alone; each orphan is claimed before it is cancelled, so of replicas recovering at once
+    only one cancels it. An entry whose key is not among ``keys`` stays open
     (a later start with that key cancels it); one without a job id (the process died while
     requesting) cannot be cancelled and is closed as ``abandoned``: its worker ends at its
     idle or execution timeout. A job RunPod no longer knows is closed as ``gone``.
     """
     by_fingerprint = {key.fingerprint: key for key in keys}
     report: list[Recovery] = []
-    for entry in journal.open_entries():
-        if _owner_alive(entry.owner):
+    alive: dict[str | None, bool] = {}
+    for entry in await journal.open_entries():
+        if entry.owner not in alive:
+            alive[entry.owner] = await journal.store.owner_alive(entry.owner)
+        if alive[entry.owner]:
             continue  # a live swarmpod (another process, or another backend here) holds it
+        key = by_fingerprint.get(entry.key_fingerprint)
+        if (entry.job_id is None or key is not None) and not await journal.claim(entry):
+            continue  # another replica recovers it right now
         if entry.job_id is None:
-            journal.close(entry.id, "abandoned")
+            await journal.close(entry.id, "abandoned")
             report.append(
                 Recovery(
                     entry,
@@ -247,7 +249,6 @@ async def recover_leases(
                 )
             )
             continue
-        key = by_fingerprint.get(entry.key_fingerprint)
         if key is None:
             report.append(
                 Recovery(
@@ -261,12 +262,13 @@ async def recover_leases(
         try:
             await cancel(entry, key)
         except RunPodNotFoundError:
-            journal.close(entry.id, "gone")
+            await journal.close(entry.id, "gone")
             report.append(Recovery(entry, False, "RunPod no longer knows the job"))
         except OrchestratorError as exc:
+            await journal.unclaim(entry)
             report.append(Recovery(entry, False, f"cancel failed, left open: {exc}"))
         else:
-            journal.close(entry.id, "recovered")
+            await journal.close(entry.id, "recovered")
             report.append(Recovery(entry, True, "cancelled"))
     for item in report:
         log.warning(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from ..errors import (
+    DatabaseError,
     OrchestratorError,
     Phase,
     RunPodError,
@@ -163,10 +163,10 @@ class WorkerRunner:
         given up, or the pool closed)."""
         chart = self.slot.chart
         if self._journal is not None:
-            self._entry = self._journal.begin(self._endpoint_id, self._driver.name, self._key)
+            self._entry = await self._journal.begin(self._endpoint_id, self._driver.name, self._key)
         job = await self._request()
         self._job = self.slot.job = job
-        self._journal_job(job.id)
+        await self._journal_job(job.id)
         chart.send("submitted")
         self._set_reason(WaitReason.QUEUED)
         log.info("[RunPodServerless] %s requested on %s", self.slot.label, self._endpoint_id)
@@ -177,7 +177,7 @@ class WorkerRunner:
         if handle is None:
             return False
         self._handle = handle
-        self._journal_job(handle.hold_job_id)
+        await self._journal_job(handle.hold_job_id)
         chart.send("handed_over")
         self._observer.handed_over(handle.worker_id)
         self._pool.confirmed(self._driver.name)
@@ -477,19 +477,19 @@ class WorkerRunner:
                 failure=failure,
             )
         )
-        self._close_journal(failure)
+        await self._close_journal(failure)
         self.ended.set()
         self._pool.gone(self.slot, failure if isinstance(failure, Exception) else None)
 
-    def _close_journal(self, failure: BaseException | None) -> None:
+    async def _close_journal(self, failure: BaseException | None) -> None:
         if self._journal is None or self._entry is None:
             return
         settled = self._end_confirmed or (self._job is None and not self._job_unknown)
         if settled:
             outcome = "lost" if failure is not None else _outcome(self.slot)
             try:
-                self._journal.close(self._entry, outcome)
-            except sqlite3.Error as exc:  # the entry stays open: the next start deals with it
+                await self._journal.close(self._entry, outcome)
+            except DatabaseError as exc:  # the entry stays open: the next start deals with it
                 log.error("[RunPodServerless] journal: closing %s: %s", self.slot.label, exc)
         else:
             log.warning(
@@ -498,9 +498,12 @@ class WorkerRunner:
                 self.slot.label,
             )
 
-    def _journal_job(self, job_id: str | None) -> None:
+    async def _journal_job(self, job_id: str | None) -> None:
+        """Record the job that holds the worker, shielded: a job RunPod made is never left
+        out of the journal."""
         if self._journal is not None and self._entry is not None and job_id:
-            self._journal.attach(self._entry, job_id)
+            with anyio.CancelScope(shield=True):
+                await self._journal.attach(self._entry, job_id)
 
     def _set_reason(self, reason: WaitReason) -> None:
         if self.slot.reason is not reason:
