@@ -222,7 +222,7 @@ class SwarmpodService:
             return await handle_api(request, self, ROUTES)
 
         async def elsewhere(request: web.Request) -> web.StreamResponse:
-            if self.authenticate(request.headers.get("Authorization")) is None:
+            if await self.authenticate(request.headers.get("Authorization")) is None:
                 return unauthorized().response()
             return ApiRefusalError(
                 404, "Unknown route: swarmpod serves /API/<route>", "bad_route"
