@@ -140,3 +140,52 @@ def test_serve_with_a_corrupt_file_in_its_state_dir_exits_2_naming_it(
     assert ran.returncode == 2
     assert str(state_dir / broken) in one_line(ran.stderr)
     assert (state_dir / broken).read_bytes() == before
+
+
+@pytest.mark.slow
+def test_generate_with_a_state_file_from_a_newer_swarmpod_exits_2_with_one_line(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state.sqlite3"
+    with sqlite3.connect(state) as newer:
+        newer.execute(
+            "CREATE TABLE swarmpod_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+            " migrated_at TEXT NOT NULL)"
+        )
+        newer.execute("INSERT INTO swarmpod_schema VALUES ('journal', 99, 'later')")
+    newer.close()
+    ran = swarmpod(
+        *("generate", "a fox", "--endpoint-id", "ep", "--base-url", "http://127.0.0.1:9/v2"),
+        *("--out", str(tmp_path / "out")),
+        SWARMPOD_STATE_FILE=str(state),
+        RUNPOD_API_KEY="rpa_never-used-0123456789",
+    )
+    assert ran.returncode == 2, ran.stderr
+    lines = [line for line in ran.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "SchemaTooNewError" in lines[0] and "version 99" in lines[0]
+    with sqlite3.connect(state) as after:  # its tables as they were
+        assert after.execute("SELECT * FROM swarmpod_schema").fetchall() == [
+            ("journal", 99, "later")
+        ]
+        tables = after.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        assert tables == [("swarmpod_schema",)]
+    after.close()
+
+
+@pytest.mark.slow
+def test_serve_with_an_unreachable_database_exits_2_naming_it_without_the_password(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text('[backends.main]\nEndpointId = "ep"\n')
+    ran = swarmpod(
+        "serve",
+        "--config",
+        str(config),
+        SWARMPOD_DATABASE_URL="postgresql://swarm:hunter2-pw@127.0.0.1:9/db?connect_timeout=2",
+        SWARMPOD_MASTER_KEY="unused",
+        SWARMPOD_STATE_DIR=str(tmp_path / "state"),
+    )
+    assert ran.returncode == 2, ran.stderr
+    assert "DatabaseError" in ran.stderr and "postgresql://swarm@127.0.0.1:9/db" in ran.stderr
+    assert "hunter2-pw" not in ran.stderr + ran.stdout

@@ -3,10 +3,7 @@ a database newer than the code refused, a DatabaseUrl that never shows its passw
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import anyio
@@ -213,64 +210,3 @@ async def test_an_unreachable_database_is_refused_at_start_without_its_password(
     assert "cannot use the database postgresql://swarm@127.0.0.1:9/swarmpod" in message
     assert "hunter2-pw" not in message and "hunter2-pw" not in repr(refused.value)
     assert "SWARMPOD_DATABASE_URL or [service] database" in message
-
-
-def swarmpod(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SWARMPOD_", "RUNPOD_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *argv],
-        env={**environ, "COLUMNS": "300", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.mark.slow
-def test_generate_with_a_state_file_from_a_newer_swarmpod_exits_2_with_one_line(
-    tmp_path: Path,
-) -> None:
-    state = tmp_path / "state.sqlite3"
-    with sqlite3.connect(state) as newer:
-        newer.execute(
-            "CREATE TABLE swarmpod_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL,"
-            " migrated_at TEXT NOT NULL)"
-        )
-        newer.execute("INSERT INTO swarmpod_schema VALUES ('journal', 99, 'later')")
-    newer.close()
-    ran = swarmpod(
-        *("generate", "a fox", "--endpoint-id", "ep", "--base-url", "http://127.0.0.1:9/v2"),
-        *("--out", str(tmp_path / "out")),
-        SWARMPOD_STATE_FILE=str(state),
-        RUNPOD_API_KEY="rpa_never-used-0123456789",
-    )
-    assert ran.returncode == 2, ran.stderr
-    lines = [line for line in ran.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "SchemaTooNewError" in lines[0] and "version 99" in lines[0]
-    with sqlite3.connect(state) as after:  # its tables as they were
-        assert after.execute("SELECT * FROM swarmpod_schema").fetchall() == [
-            ("journal", 99, "later")
-        ]
-        tables = after.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        assert tables == [("swarmpod_schema",)]
-    after.close()
-
-
-@pytest.mark.slow
-def test_serve_with_an_unreachable_database_exits_2_naming_it_without_the_password(
-    tmp_path: Path,
-) -> None:
-    config = tmp_path / "serve.toml"
-    config.write_text('[backends.main]\nEndpointId = "ep"\n')
-    ran = swarmpod(
-        "serve",
-        "--config",
-        str(config),
-        SWARMPOD_DATABASE_URL="postgresql://swarm:hunter2-pw@127.0.0.1:9/db?connect_timeout=2",
-        SWARMPOD_MASTER_KEY="unused",
-        SWARMPOD_STATE_DIR=str(tmp_path / "state"),
-    )
-    assert ran.returncode == 2, ran.stderr
-    assert "DatabaseError" in ran.stderr and "postgresql://swarm@127.0.0.1:9/db" in ran.stderr
-    assert "hunter2-pw" not in ran.stderr + ran.stdout

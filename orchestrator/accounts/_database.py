@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Final
 
-from ..store import ACCOUNTS, SqliteStore, Statements, StateStore, migrate
+from ..store import ACCOUNTS, Statements, StateStore, open_component
 
 __all__ = ["ACCOUNTS_HOLD", "open_accounts", "read_meta"]
 
@@ -27,16 +27,7 @@ async def open_accounts(where: StateStore | str | os.PathLike[str]) -> tuple[Sta
         StateFileError: the SQLite file is unusable (left untouched).
         SchemaTooNewError: a newer swarmpod migrated the accounts.
     """
-    if not isinstance(where, str | os.PathLike):
-        await migrate(where, ACCOUNTS)
-        return where, False
-    store = SqliteStore(where, holds=ACCOUNTS_HOLD)
-    try:
-        await migrate(store, ACCOUNTS)
-    except BaseException:
-        await store.close()
-        raise
-    return store, True
+    return await open_component(where, ACCOUNTS, holds=ACCOUNTS_HOLD)
 
 
 async def read_meta(db: Statements, name: str) -> bytes | None:

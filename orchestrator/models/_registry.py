@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Final
 
-from ..store import CATALOGS, SqliteStore, Statements, StateStore, migrate
+from ..store import CATALOGS, Statements, StateStore, open_component
 from ._catalog import ModelCatalog
 
 __all__ = ["ModelRegistry"]
@@ -56,17 +56,7 @@ class ModelRegistry:
             StateFileError: the SQLite file is unusable (left untouched).
             SchemaTooNewError: a newer swarmpod migrated the database.
         """
-        owns = isinstance(where, str | os.PathLike)
-        if isinstance(where, str | os.PathLike):
-            store: StateStore = SqliteStore(where, holds=CATALOGS_HOLD)
-        else:
-            store = where
-        try:
-            await migrate(store, CATALOGS)
-        except BaseException:
-            if owns:
-                await store.close()
-            raise
+        store, owns = await open_component(where, CATALOGS, holds=CATALOGS_HOLD)
         return cls(store, owns_store=owns)
 
     def __repr__(self) -> str:

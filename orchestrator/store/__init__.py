@@ -24,6 +24,7 @@ from ._interface import Transaction as Transaction
 from ._migrations import Component as Component
 from ._migrations import Migration as Migration
 from ._migrations import migrate as migrate
+from ._open import open_component as open_component
 from ._open import opened_store as opened_store
 from ._schema import ACCOUNTS as ACCOUNTS
 from ._schema import BUDGETS as BUDGETS
@@ -54,6 +55,7 @@ __all__ = [
     "Statements",
     "Transaction",
     "migrate",
+    "open_component",
     "opened_store",
 ]
 

@@ -8,10 +8,36 @@ from contextlib import asynccontextmanager
 
 from .._state import STATE_FILE_HOLDS
 from ._interface import StateStore
+from ._migrations import Component, migrate
 from ._sqlite import SqliteStore
 from ._url import DatabaseUrl
 
-__all__ = ["opened_store"]
+__all__ = ["open_component", "opened_store"]
+
+
+async def open_component(
+    where: StateStore | str | os.PathLike[str],
+    component: Component,
+    *,
+    holds: str = STATE_FILE_HOLDS,
+) -> tuple[StateStore, bool]:
+    """The store of ``component`` with its tables migrated: ``where`` itself, or the SQLite
+    file ``where`` names (opened here); and whether it was opened here (its user closes it).
+
+    Raises:
+        StateFileError: the SQLite file is unusable (left untouched).
+        SchemaTooNewError: a newer swarmpod migrated the component.
+    """
+    if not isinstance(where, str | os.PathLike):
+        await migrate(where, component)
+        return where, False
+    store = SqliteStore(where, holds=holds)
+    try:
+        await migrate(store, component)
+    except BaseException:
+        await store.close()
+        raise
+    return store, True
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ..errors import BudgetExceededError
-from ..store import BUDGETS, SqliteStore, StateStore, migrate
+from ..store import BUDGETS, StateStore, open_component
 
 __all__ = ["GpuBudget"]
 
@@ -78,14 +78,7 @@ class GpuBudget:
         """
         if not limit_s >= 0:
             raise ValueError("the daily budget must be >= 0 GPU-seconds")
-        owns = isinstance(where, str | os.PathLike)
-        store: StateStore = SqliteStore(where) if isinstance(where, str | os.PathLike) else where
-        try:
-            await migrate(store, BUDGETS)
-        except BaseException:
-            if owns:
-                await store.close()
-            raise
+        store, owns = await open_component(where, BUDGETS)
         return cls(store, limit_s=limit_s, now=now, owns_store=owns)
 
     def __repr__(self) -> str:

@@ -19,7 +19,7 @@ from typing import Final
 
 from ..errors import OrchestratorError, RunPodNotFoundError
 from ..secrets import Secret
-from ..store import JOURNAL, SqliteStore, StateStore, migrate
+from ..store import JOURNAL, StateStore, open_component
 
 __all__ = ["JournalEntry", "LeaseJournal", "Recovery", "recover_leases"]
 
@@ -98,14 +98,7 @@ class LeaseJournal:
             StateFileError: the SQLite file is unusable (left untouched).
             SchemaTooNewError: a newer swarmpod migrated the database.
         """
-        owns = isinstance(where, str | os.PathLike)
-        store: StateStore = SqliteStore(where) if isinstance(where, str | os.PathLike) else where
-        try:
-            await migrate(store, JOURNAL)
-        except BaseException:
-            if owns:
-                await store.close()
-            raise
+        store, owns = await open_component(where, JOURNAL)
         return cls(store, owns_store=owns)
 
     def __repr__(self) -> str:
