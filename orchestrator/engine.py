@@ -23,8 +23,9 @@ from typing import Any, Literal
 
 import aiohttp
 import anyio
+from statemachine import State
 
-from statecharts import GenerationChart, Outcome, PathRecorder
+from statecharts import GenerationChart, GenerationStates, Outcome, PathRecorder
 
 from ._events import GenerationObserver
 from ._progress import Stage
@@ -54,13 +55,13 @@ __all__ = ["GenerationPlan", "GenerationRequest", "GenerationRun", "expected_ima
 
 log = logging.getLogger("swarmpod.engine")
 
-_PHASE_OF_STATE: dict[str, Phase] = {
-    "idle": Phase.ADMISSION,
-    "waking": Phase.WAKING,
-    "polling": Phase.POLLING,
-    "ready": Phase.READY,
-    "generating": Phase.GENERATING,
-    "shutting_down": Phase.RELEASING,
+_PHASE_OF_STATE: dict[State, Phase] = {
+    GenerationStates.idle: Phase.ADMISSION,
+    GenerationStates.waking: Phase.WAKING,
+    GenerationStates.polling: Phase.POLLING,
+    GenerationStates.ready: Phase.READY,
+    GenerationStates.generating: Phase.GENERATING,
+    GenerationStates.shutting_down: Phase.RELEASING,
 }
 _FINAL_STAGE = {
     Outcome.SUCCEEDED: Stage.DONE,
@@ -210,7 +211,7 @@ class GenerationRun:
 
     def phase(self) -> Phase:
         """The phase it is in (or failed in)."""
-        return _PHASE_OF_STATE.get(self.chart.state_id, Phase.RELEASING)
+        return _PHASE_OF_STATE.get(self.chart.state, Phase.RELEASING)
 
     # --- driving ----------------------------------------------------------------------------
 
@@ -295,7 +296,7 @@ class GenerationRun:
         if seat is None or seat.ended is None:
             return
         await seat.ended.wait()
-        if self.chart.state_id in ("ready", "generating"):
+        if self.chart.on_worker:
             self._worker_gone = TransportError(
                 "The worker went away during the generation (its RunPod job ended); it was "
                 "not retried. Try again: another worker is used.",
@@ -316,7 +317,7 @@ class GenerationRun:
                 self.chart.send("wake")
                 self._report(Stage.BOOTING, "waiting for a worker", waiting="requesting")
                 self._take(await use.acquire(self._on_waiting))
-                if self.chart.state_id == "waking":
+                if self.chart.allows("accepted"):  # no report said RunPod took the request
                     self.chart.send("accepted")
                 self.chart.send("worker_ready")
             await self._check_ready()
@@ -347,12 +348,12 @@ class GenerationRun:
 
     def _on_waiting(self, waiting: Waiting) -> None:
         """A report from the station on why the generation still waits for a worker."""
-        if self.chart.state_id not in ("waking", "polling"):
+        if not self.chart.waiting_for_worker:
             return
         self._waiting_for = waiting.reason
         if waiting.job is not None:
             self.wake_job = waiting.job
-            if self.chart.state_id == "waking":
+            if self.chart.allows("accepted"):
                 self.chart.send("accepted")
         self._report(
             Stage.BOOTING,
@@ -401,7 +402,7 @@ class GenerationRun:
 
     async def _shut_down(self) -> None:
         """ShuttingDown: release the worker, shielded and bounded, then reach a final state."""
-        if self.chart.state_id != "shutting_down":
+        if not self.chart.shutting_down:
             return
         if self.seat is not None:
             self._report(Stage.RELEASING, "giving the worker back")

@@ -130,6 +130,21 @@ class GenerationChart(Chart):
 
     declared = GenerationStates
 
+    @property
+    def waiting_for_worker(self) -> bool:
+        """Waking or Polling: the generation waits for its worker."""
+        return self.state in (GenerationStates.waking, GenerationStates.polling)
+
+    @property
+    def on_worker(self) -> bool:
+        """Ready or Generating: the generation holds a worker and uses it."""
+        return self.state in (GenerationStates.ready, GenerationStates.generating)
+
+    @property
+    def shutting_down(self) -> bool:
+        """ShuttingDown: giving the worker back."""
+        return self.state is GenerationStates.shutting_down
+
     def __init__(self, listeners: Iterable[Any] = ()) -> None:
         self.outcome: Outcome | None = None
         self.failure: BaseException | None = None
