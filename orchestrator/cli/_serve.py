@@ -43,7 +43,16 @@ async def _serve(args: argparse.Namespace) -> int:
         )
         for notice in await start_notices(service, args.config):
             console.print(f"[yellow]{escape(notice)}[/]", soft_wrap=True)
-        await anyio.sleep_forever()
+        if service.evicted is None:
+            await anyio.sleep_forever()
+        else:
+            await service.evicted.wait()
+            console.print(
+                "[red]error[/]: another replica declared this one dead (its heartbeat came too "
+                "late) and took its workers over; exiting: restart it",
+                soft_wrap=True,
+            )
+            return 1
     return 0
 
 

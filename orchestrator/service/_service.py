@@ -105,6 +105,13 @@ class SwarmpodService:
         return self._registry
 
     @property
+    def evicted(self) -> anyio.Event | None:
+        """Set if another replica declared this one dead (PostgreSQL): its workers are the
+        other's now, and it must stop; None on SQLite."""
+        evicted = getattr(self._store, "evicted", None)
+        return evicted if isinstance(evicted, anyio.Event) else None
+
+    @property
     def store_description(self) -> str:
         """Which store it uses (``PostgreSQL postgresql://user@host/db`` or the SQLite files'
         folder), never a password."""

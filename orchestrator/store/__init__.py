@@ -30,6 +30,7 @@ from ._schema import ACCOUNTS as ACCOUNTS
 from ._schema import BUDGETS as BUDGETS
 from ._schema import CATALOGS as CATALOGS
 from ._schema import JOURNAL as JOURNAL
+from ._schema import POOL as POOL
 from ._schema import REPLICAS as REPLICAS
 from ._sqlite import SqliteStore as SqliteStore
 from ._url import DatabaseUrl as DatabaseUrl
@@ -42,6 +43,7 @@ __all__ = [
     "BUDGETS",
     "CATALOGS",
     "JOURNAL",
+    "POOL",
     "REPLICAS",
     "Component",
     "DatabaseUrl",

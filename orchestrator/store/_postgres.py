@@ -36,6 +36,7 @@ _FEATURE: Final = "a PostgreSQL database (DatabaseUrl)"
 
 try:
     import psycopg
+    import psycopg.sql
     import psycopg_pool
 except ModuleNotFoundError as missing:  # the `postgres` extra
     raise MissingExtraError("postgres", _FEATURE, missing.name or "psycopg") from missing
@@ -183,6 +184,39 @@ class PostgresStore:
                     yield _Statements(connection, self)
             except psycopg.Error as exc:  # the COMMIT itself failed
                 raise self.failed(exc) from exc
+
+    @asynccontextmanager
+    async def listening(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
+        """``LISTEN channel`` on a connection of its own; yields the payloads as they come.
+
+        Raises:
+            DatabaseError: the connection failed (then, or later while iterating): whoever
+                listens may have missed notifications.
+        """
+        try:
+            connection = await psycopg.AsyncConnection.connect(
+                self.url.reveal(), autocommit=True, connect_timeout=int(_CONNECT_TIMEOUT_S)
+            )
+        except psycopg.Error as exc:
+            raise self.failed(exc) from exc
+        try:
+            await connection.execute(
+                psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel))
+            )
+
+            async def payloads() -> AsyncIterator[str]:
+                try:
+                    async for notification in connection.notifies():
+                        yield notification.payload
+                except psycopg.Error as exc:
+                    raise self.failed(exc) from exc
+
+            yield payloads()
+        except psycopg.Error as exc:
+            raise self.failed(exc) from exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                await connection.close()
 
     # --- replicas -----------------------------------------------------------------------
 

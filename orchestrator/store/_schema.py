@@ -14,7 +14,7 @@ from ._dialects import POSTGRESQL, SQLITE
 from ._interface import Dialect, Transaction
 from ._migrations import Component, Migration
 
-__all__ = ["ACCOUNTS", "BUDGETS", "CATALOGS", "JOURNAL", "REPLICAS"]
+__all__ = ["ACCOUNTS", "BUDGETS", "CATALOGS", "JOURNAL", "POOL", "REPLICAS"]
 
 _SQLITE_NOW: Final = f"({SQLITE.now})"
 PG_NOW: Final = f"({POSTGRESQL.now})"
@@ -214,3 +214,55 @@ REPLICAS: Final = Component(
     ),
 )
 """The replicas sharing a PostgreSQL database, and their heartbeats."""
+
+POOL: Final = Component(
+    "pool",
+    (
+        Migration(
+            1,
+            sqlite=(),  # one process per SQLite file: its pool lives in its memory
+            postgresql=(
+                """CREATE TABLE pool_workers (
+                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    endpoint_id TEXT NOT NULL,
+                    key_fingerprint TEXT NOT NULL,
+                    protocol TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    capacity INTEGER NOT NULL,
+                    busy INTEGER NOT NULL DEFAULT 0 CHECK (busy >= 0),
+                    worker_id TEXT,
+                    job_id TEXT,
+                    journal_entry BIGINT,
+                    public_url TEXT,
+                    sealed BYTEA,
+                    hold_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+                    requested_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    warm_at TIMESTAMPTZ,
+                    idle_since TIMESTAMPTZ,
+                    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                )""",
+                "CREATE INDEX pool_workers_pool ON pool_workers (endpoint_id, key_fingerprint)",
+                "CREATE INDEX pool_workers_owner ON pool_workers (owner)",
+                """CREATE TABLE pool_seats (
+                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    worker BIGINT NOT NULL REFERENCES pool_workers (id) ON DELETE CASCADE,
+                    replica TEXT NOT NULL,
+                    taken_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                )""",
+                "CREATE INDEX pool_seats_worker ON pool_seats (worker)",
+                "CREATE INDEX pool_seats_replica ON pool_seats (replica)",
+                """CREATE TABLE pool_demand (
+                    replica TEXT NOT NULL,
+                    endpoint_id TEXT NOT NULL,
+                    key_fingerprint TEXT NOT NULL,
+                    waiting INTEGER NOT NULL,
+                    PRIMARY KEY (replica, endpoint_id, key_fingerprint)
+                )""",
+            ),
+        ),
+    ),
+)
+"""The warm pool replicas share (PostgreSQL only): one row per worker (its chart's state,
+seats, URL and sealed gateway token, owner replica), one per seat taken, and how many
+generations wait at each replica."""

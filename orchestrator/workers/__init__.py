@@ -7,10 +7,14 @@
 - :class:`Admission`: the ``MaxConcurrent`` limit; :class:`IdleWindow`; prewarm schedules;
   the :class:`LeaseJournal` that makes release crash-safe; :class:`GpuBudget` per user.
 - :class:`V1Protocol` and :class:`V2Protocol`: the two worker protocols' RunPod jobs.
+- :class:`ClusterPool` and :class:`SharedPools`: with a PostgreSQL store, one warm lease pool
+  shared by every ``swarmpod serve`` replica (its design: ``_cluster_pool``).
 """
 
 from ._admission import Admission as Admission
 from ._budget import GpuBudget as GpuBudget
+from ._cluster import SharedPools as SharedPools
+from ._cluster_pool import ClusterPool as ClusterPool
 from ._handle import Seat as Seat
 from ._handle import WorkerHandle as WorkerHandle
 from ._idle import IdleWindow as IdleWindow
@@ -36,6 +40,7 @@ from ._waiting import WaitReason as WaitReason
 __all__ = [
     "Admission",
     "AutoStation",
+    "ClusterPool",
     "GpuBudget",
     "IdleWindow",
     "JournalEntry",
@@ -47,6 +52,7 @@ __all__ = [
     "Recovery",
     "RunnerTimes",
     "Seat",
+    "SharedPools",
     "Station",
     "V1Protocol",
     "V2Protocol",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import anyio
@@ -26,8 +26,7 @@ import anyio.abc
 
 from statecharts import WorkerChart
 
-from ..errors import OrchestratorClosingError, OrchestratorError, ProtocolMismatchError
-from ..runpod import Health
+from ..errors import OrchestratorClosingError, ProtocolMismatchError
 from ..secrets import Secret
 from ._drivers import LeaseDriver, WakeDriver, WorkerDriver
 from ._handle import Seat
@@ -35,20 +34,17 @@ from ._idle import IdleWindow
 from ._journal import LeaseJournal
 from ._matcher import Plan, SeatMatcher, WorkerSlot
 from ._observer import NO_OBSERVER, ObserveWorker, WorkerFacts
-from ._runner import RECYCLE_MARGIN_S, RunnerTimes, SwarmFactory, WorkerRunner
+from ._pool_parts import QueueDiagnosis, lease_terms
+from ._pool_parts import Waiter as _Waiter
+from ._runner import RunnerTimes, SwarmFactory, WorkerRunner
 from ._v1 import V1Protocol
 from ._v2 import LeaseTerms, V2Protocol
-from ._waiting import Waiting, WaitingCallback, WaitReason, diagnose_queue
+from ._waiting import WaitingCallback, WaitReason
 
 __all__ = ["PoolStatus", "WorkerPool"]
 
 log = logging.getLogger("swarmpod.workers")
 
-_HEALTH_MAX_AGE_S: Final = 5.0
-# The worker ends a lease by itself only as a safety net: after our idle window plus this.
-_WORKER_IDLE_MARGIN_S: Final = 60.0
-# A lease takes new generations for at least this long before it retires.
-_LEASE_USE_S: Final = 3600.0
 _CLOSE_MARGIN_S: Final = 5.0
 # A worker ready sooner than this after its request was already up: no start was measured.
 _NO_START_S: Final = 1.0
@@ -73,24 +69,6 @@ class PoolStatus:
     booting: int
     waiting: int
     floor: int
-
-
-@dataclass(eq=False)
-class _Waiter:
-    report: WaitingCallback
-    served: anyio.Event = field(default_factory=anyio.Event)
-    seat: Seat | None = None
-    failure: BaseException | None = None
-    told: WaitReason | None = None
-
-    def tell(self, waiting: Waiting) -> None:
-        if waiting.reason is self.told:
-            return
-        self.told = waiting.reason
-        try:
-            self.report(waiting)
-        except Exception:
-            log.exception("[RunPodServerless] a waiting callback raised; ignored")
 
 
 class WorkerPool:
@@ -154,7 +132,7 @@ class WorkerPool:
         self._stopped = anyio.Event()
         self._all_ended = anyio.Event()
         self._all_ended.set()
-        self._health: tuple[float, Health, WaitReason] | None = None
+        self._health = QueueDiagnosis()
 
     def __repr__(self) -> str:
         status = self.status()
@@ -231,13 +209,7 @@ class WorkerPool:
                     self._carry_out(plan)
                     await self._settled(plan)  # its request withdrawn before it returns
             raise
-        if waiter.failure is not None:
-            failure = waiter.failure
-            if isinstance(failure, OrchestratorError):
-                raise failure.again() from failure
-            raise OrchestratorError(f"the worker asked for failed: {failure!r}") from failure
-        assert waiter.seat is not None
-        return waiter.seat
+        return waiter.outcome()
 
     async def give_back(self, seat: Seat, *, broken: bool = False) -> None:
         """Leave the seat; ``broken`` retires the worker (it stopped answering)."""
@@ -362,6 +334,10 @@ class WorkerPool:
         """When a free warm worker is released (the matcher's rule)."""
         return self._matcher.release_at(slot)
 
+    async def may_release(self, slot: WorkerSlot) -> bool:
+        """Yes: in one process, the matcher's seats are all the seats there are."""
+        return True
+
     def late_after_s(self) -> float:
         """How long after its request a coming worker is late (the matcher's rule)."""
         return self._matcher.late_after_s()
@@ -373,16 +349,7 @@ class WorkerPool:
 
     async def diagnose(self) -> WaitReason:
         """Why jobs stay queued on this endpoint (one ``/health`` shared by every worker)."""
-        now = anyio.current_time()
-        if self._health is None or now - self._health[0] > _HEALTH_MAX_AGE_S:
-            before = self._health[1].workers.unhealthy if self._health else 0
-            try:
-                health = await self._driver.client.health()
-            except OrchestratorError as exc:
-                log.info("[RunPodServerless] /health: %s", exc)
-                return WaitReason.QUEUED
-            self._health = (now, health, diagnose_queue(health, unhealthy_before=before))
-        return self._health[2]
+        return await self._health.diagnose(self._driver.client)
 
     # --- carrying out the matcher's plans ------------------------------------------------
 
@@ -458,14 +425,11 @@ class WorkerPool:
         """What a lease asks of its worker: it ends itself only as a safety net, after our
         idle window (or the prewarm hold, or the floor) plus a margin; it takes generations
         for at least an hour before it retires, whatever GenerationTimeoutSec."""
-        window = self._idle.seconds
-        longest = self._times.generation + RECYCLE_MARGIN_S + _LEASE_USE_S
-        if self._matcher.floor > 0:  # kept by the floor, not by its idle time
-            return LeaseTerms(longest, longest, longest)
-        return LeaseTerms(
-            idle_seconds=max(window, 1.0) + _WORKER_IDLE_MARGIN_S,
-            startup_grace_seconds=max(window, hold_s) + _WORKER_IDLE_MARGIN_S,
-            max_lease_seconds=longest,
+        return lease_terms(
+            idle_window_s=self._idle.seconds,
+            generation_s=self._times.generation,
+            hold_s=hold_s,
+            floor=self._matcher.floor,
         )
 
     def _poke_all(self) -> None:

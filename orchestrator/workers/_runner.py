@@ -40,7 +40,7 @@ from ._v2 import LeaseTerms
 from ._waiting import WaitReason
 
 if TYPE_CHECKING:
-    from ._pool import WorkerPool
+    from ._host import RunnerHost
 
 __all__ = ["RunnerTimes", "WorkerRunner"]
 
@@ -96,7 +96,7 @@ class WorkerRunner:
         slot: WorkerSlot,
         driver: WorkerDriver,
         terms: LeaseTerms,
-        pool: WorkerPool,
+        pool: RunnerHost,
         *,
         observer: WorkerObserver,
         journal: LeaseJournal | None,
@@ -413,7 +413,7 @@ class WorkerRunner:
                 release_at = (
                     -math.inf if chart.state_id == "retiring" else self._pool.release_at(self.slot)
                 )
-                if now >= release_at:
+                if now >= release_at and await self._pool.may_release(self.slot):
                     await self._release_warm()
                     return
                 deadline = min(deadline, release_at)
