@@ -56,8 +56,8 @@ def test_the_first_generation_asks_for_one_worker_and_the_line_waits_for_it() ->
     assert (plan.request, plan.seated, plan.tell) == (1, [], plan.tell)
     assert plan.tell is not None and plan.tell.reason is WaitReason.REQUESTING
     (slot,) = add(m, plan, 0.0)
-    # How long a generation takes is not known yet: each worker coming counts for one, so a
-    # second generation asks for a second worker ...
+    # A generation is assumed to take 30 s until one ended: b, a second after a, would get a's
+    # worker at ~90 s, later than a second worker asked for now (61 s): asked for ...
     (extra,) = add(m, m.arrive(Waiter("b"), 1.0), 1.0)
     warm_up(slot)
     plan = m.ready(slot, capacity=2, now=60.0)
@@ -97,6 +97,35 @@ def test_a_warm_worker_that_frees_seats_soon_enough_means_no_new_worker() -> Non
     # 10 more while it works: one every 4 s is sooner than a 60 s cold start for all of them
     plans = [m.arrive(Waiter(f"w{i}"), 64.0) for i in range(10)]
     assert sum(plan.request for plan in plans) == 0
+
+
+def test_a_generation_arriving_late_in_the_first_boot_waits_for_that_worker() -> None:
+    m = matcher()
+    (slot,) = add(m, m.arrive(Waiter("a"), 0.0), 0.0)
+    # a's worker is expected at 60 s and a to take 30 s: b gets it at ~90 s, sooner than a
+    # worker asked for now (110 s), which would only bill its boot.
+    plan = m.arrive(Waiter("b"), 50.0)
+    assert plan.request == 0
+    warm_up(slot)
+    assert names(m.ready(slot, capacity=1, now=60.0).seated) == ["a"]
+    assert names(m.freed(slot, 60.0, 75.0, finished=True).seated) == ["b"]
+    assert len(m.workers) == 1
+
+
+def test_a_generation_running_past_its_expected_end_gets_the_line_a_new_worker() -> None:
+    m = matcher()
+    (slot,) = add(m, m.arrive(Waiter("a"), 0.0), 0.0)
+    warm_up(slot)
+    m.ready(slot, capacity=1, now=60.0)
+    m.freed(slot, 60.0, 64.0, finished=True)  # a generation takes 4 s
+    m.took(slot, 100.0)
+    assert m.review_at(100.0) == float("inf")  # nobody waits: time changes nothing
+    assert m.arrive(Waiter("b"), 101.0).request == 0  # the seat frees at ~104 s
+    # Late (past 1.25 x 4 s + 20 s, the rule for late workers) it is no longer counted on: the
+    # plan is reviewed then, with no event, and b gets a worker of its own.
+    assert m.review_at(101.0) == 124.0
+    assert m.changed(123.0).request == 0
+    assert m.changed(124.0).request == 1
 
 
 def test_a_queued_worker_nobody_needs_any_more_is_withdrawn() -> None:
@@ -153,10 +182,12 @@ def test_a_late_worker_is_not_counted_on_once_cold_starts_were_measured() -> Non
     warm_up(first)
     m.ready(first, capacity=1, now=20.0)  # measured: a 20 s cold start
     idle.observe_cold_start(20.0)
-    m.arrive(Waiter("b"), 20.0)  # the first worker is busy with a: b asks for another...
-    (second,) = add(m, m.changed(20.0), 20.0)
-    assert m.changed(30.0).request == 0  # ... on time at first
-    assert m.changed(20.0 + 46.0).request == 1  # late (past 1.25 x 20 + 20 s): replaced
+    m.freed(first, 20.0, 320.0, finished=True)  # a generation takes 300 s
+    m.took(first, 320.0)
+    m.arrive(Waiter("b"), 320.0)  # the first worker is busy for 300 s: b asks for another...
+    (second,) = add(m, m.changed(320.0), 320.0)
+    assert m.changed(330.0).request == 0  # ... on time at first
+    assert m.changed(320.0 + 46.0).request == 1  # late (past 1.25 x 20 + 20 s): replaced
     assert second.chart.state_id == "queued"  # and not withdrawn: b still waits
 
 

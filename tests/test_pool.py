@@ -99,7 +99,7 @@ async def test_a_burst_of_8_with_max_workers_3_takes_exactly_3_leases_and_all_co
 
 async def test_a_queued_lease_is_withdrawn_when_a_warm_worker_frees_first() -> None:
     # RunPod allows one worker, swarmpod may hold two: the second lease can only wait IN_QUEUE.
-    slow = SwarmConfig(seconds_per_step=5.0)  # 4 steps = 20 s
+    slow = SwarmConfig(seconds_per_step=40.0)  # 4 steps = 160 s
     async with world(v2(max_workers=1, swarm=slow), MaxWorkers=2) as w:
         results = []
 
@@ -108,7 +108,8 @@ async def test_a_queued_lease_is_withdrawn_when_a_warm_worker_frees_first() -> N
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(one, 1)
-            await anyio.sleep(70)  # the first generation is running on the warm worker
+            # The first generation has run for longer than a cold start: a lease is asked for.
+            await anyio.sleep(170)
             tasks.start_soon(one, 2)
 
         first, second = results
@@ -123,19 +124,20 @@ async def test_a_queued_lease_is_withdrawn_when_a_warm_worker_frees_first() -> N
 
 
 async def test_a_lease_whose_worker_already_runs_it_is_kept_not_withdrawn() -> None:
-    slow = SwarmConfig(seconds_per_step=25.0)  # 100 s per generation
+    slow = SwarmConfig(seconds_per_step=50.0)  # 200 s per generation
     async with world(v2(max_workers=2, swarm=slow), MaxWorkers=2) as w:
         results = {}
 
-        async def one(name: str, seed: int) -> None:
-            results[name] = await generate(w, seed)
+        async def one(name: str, seed: int, steps: int) -> None:
+            results[name] = await w.orch.generate({**PARAMS, "seed": seed, "steps": steps})
 
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(one, "a", 1)
-            await anyio.sleep(70)
-            # The second lease gets a worker at ~134 s but never streams; "a" frees at ~164 s.
+            tasks.start_soon(one, "a", 1, 4)
+            await anyio.sleep(150)  # "a" has run for longer than a cold start: a lease is asked
+            # The second lease gets a worker at ~214 s but never streams; "a" frees at ~264 s,
+            # and "b" (50 s) takes its seat.
             w.endpoint.faults.lease_never_streams()
-            tasks.start_soon(one, "b", 2)
+            tasks.start_soon(one, "b", 2, 1)
         assert results["b"].cold_start is False
         assert results["b"].worker_id == results["a"].worker_id
         second = leases(w.endpoint)[1]
@@ -146,11 +148,13 @@ async def test_a_lease_whose_worker_already_runs_it_is_kept_not_withdrawn() -> N
 
 async def test_a_queued_lease_is_withdrawn_even_while_runpod_boots_a_worker_for_it() -> None:
     # The job stays IN_QUEUE until the worker's handler takes it (after its boot): withdrawn.
-    slow = SwarmConfig(seconds_per_step=5.0)  # 20 s per generation
+    slow = SwarmConfig(seconds_per_step=25.0)  # 100 s per generation
     async with world(v2(max_workers=2, swarm=slow), MaxWorkers=2) as w:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(generate, w, 1)
-            await anyio.sleep(70)
+            # The first has run for longer than a cold start: a lease is asked for, and RunPod
+            # boots a worker for it from ~144 s; the first frees at ~164 s.
+            await anyio.sleep(140)
             tasks.start_soon(generate, w, 2)
         assert [job.status for job in leases(w.endpoint)][1] == "CANCELLED"
         assert w.orch.status().booting == 0
@@ -330,3 +334,25 @@ async def test_hold_worker_gives_a_ready_swarmui_and_gives_the_worker_back() -> 
         assert warm.cold_start is False
         await anyio.sleep(32)
         assert await idled_out(w.endpoint) == []
+
+
+async def test_a_generation_running_far_past_its_expected_time_gets_the_line_a_worker() -> None:
+    # No event happens while it overruns: the pool reviews its plan as time passes.
+    slow = SwarmConfig(seconds_per_step=5.0)
+    async with world(v2(max_workers=2, swarm=slow), MaxWorkers=2) as w:
+        await w.orch.generate({**PARAMS, "seed": 1, "steps": 2})  # a generation takes 10 s
+        finished: dict[str, float] = {}
+        results: dict[str, GenerationResult] = {}
+
+        async def one(name: str, steps: int) -> None:
+            results[name] = await w.orch.generate({**PARAMS, "seed": 2, "steps": steps})
+            finished[name] = anyio.current_time()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(one, "long", 40)  # 200 s
+            await anyio.sleep(1)
+            tasks.start_soon(one, "next", 2)
+        assert results["long"].cold_start is False
+        assert results["next"].cold_start is True
+        assert results["next"].worker_id != results["long"].worker_id
+        assert finished["next"] < finished["long"]

@@ -35,6 +35,10 @@ W = TypeVar("W")
 _SURPLUS_IDLE_MIN_S: Final = 10.0
 # How many recent generations the expected generation time is the mean of.
 _GENERATIONS_KEPT: Final = 20
+# Until one ended, a generation is expected to hold its seat this long (an SDXL image takes
+# 5-30 s on a serverless GPU): a seat serves the line one generation after another, so a second
+# generation arriving while the first worker boots waits for it rather than booting another.
+ASSUMED_GENERATION_S: Final = 30.0
 _REASON_ORDER: Final = (
     WaitReason.MODEL_LOADING,
     WaitReason.BOOTING,
@@ -234,6 +238,23 @@ class SeatMatcher(Generic[W]):
             return None
         return sum(self._generations) / len(self._generations)
 
+    @property
+    def expected_generation_s(self) -> float:
+        """How long a generation is expected to hold its seat: the recent mean, or an assumed
+        :data:`ASSUMED_GENERATION_S` before the first ended."""
+        generation = self.generation_s
+        return ASSUMED_GENERATION_S if generation is None else generation
+
+    def review_at(self, now: float) -> float:
+        """When time alone may change the plan (inf: only events do): a busy seat's generation
+        becoming late (well past its expected time: no longer counted on to free the seat), as
+        long as generations wait in line."""
+        if not self._line.count or self._closing:
+            return math.inf
+        late_after = self._late_after(self.expected_generation_s)
+        late = (taken + late_after for slot in self._workers for taken in slot.taken_at)
+        return min((at for at in late if at > now), default=math.inf)
+
     def late_after_s(self) -> float:
         """How long after its request a coming worker is late: well past the expected cold
         start (the assumed one until a start was measured)."""
@@ -403,10 +424,12 @@ class SeatMatcher(Generic[W]):
 
         Workers coming on time count as capacity; a late one (well past the measured cold
         start) or a stalled one (an answer of its job was lost) does not, so the line gets a
-        replacement. What is taken back: queued requests beyond what the line needs (newest
-        first); once nobody waits, late queued ones and stalled ones; and a stalled one whose
-        slot a waiting generation needs under MaxWorkers. A late worker that already runs
-        (bills) is kept: it is lost at its own deadline if it never arrives.
+        replacement. A busy seat counts from its generation's expected end, until that
+        generation is late in turn (it may run on for long). What is taken back: queued
+        requests beyond what the line needs (newest first); once nobody waits, late queued ones
+        and stalled ones; and a stalled one whose slot a waiting generation needs under
+        MaxWorkers. A late worker that already runs (bills) is kept: it is lost at its own
+        deadline if it never arrives.
         """
         expected = self._idle.cold_start_s
         late_after = self._late_after(expected) if self._measured else math.inf
@@ -414,12 +437,17 @@ class SeatMatcher(Generic[W]):
         coming = [s for s in self._workers if s.pending]
         on_time = [s for s in coming if now < s.requested_at + late_after]
         stalled = [s for s in self._workers if s.chart.state_id == "stalled"]
-        generation = self.generation_s
+        generation = self.expected_generation_s
         waiting = self._line.count
         seats: list[tuple[float, int]] = [(now, sum(slot.free for slot in warm))]
-        if generation is not None and seats[0][1] < waiting:  # free seats alone may do
+        if seats[0][1] < waiting:  # free seats alone may do
+            generation_late = self._late_after(generation)
             for slot in warm:
-                seats += [(max(now, taken + generation), 1) for taken in slot.taken_at]
+                seats += [
+                    (max(now, taken + generation), 1)
+                    for taken in slot.taken_at
+                    if now < taken + generation_late  # a late one may run on for long
+                ]
         for slot in on_time:
             seats.append((max(now, slot.requested_at + expected), self._capacity_estimate))
         new = max(0, waiting - servable_before(now + expected, seats, generation))

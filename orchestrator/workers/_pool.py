@@ -133,6 +133,7 @@ class WorkerPool:
         self._all_ended = anyio.Event()
         self._all_ended.set()
         self._health = QueueDiagnosis()
+        self._review_wake = anyio.Event()
 
     def __repr__(self) -> str:
         status = self.status()
@@ -163,10 +164,22 @@ class WorkerPool:
         """Run the pool's task group (one runner task per worker) until :meth:`close`."""
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
+            tasks.start_soon(self._review)
             task_status.started()
             await self._stopped.wait()
             tasks.cancel_scope.cancel()
         self._tasks = None
+
+    async def _review(self) -> None:
+        """Re-plan when time alone may change the plan (a generation becomes late while others
+        wait behind it): no event would tell the matcher."""
+        while True:
+            wake = self._review_wake = anyio.Event()
+            now = anyio.current_time()
+            with anyio.move_on_after(self._matcher.review_at(now) - now):
+                await wake.wait()
+            if not wake.is_set():
+                self.changed()
 
     # --- what generations call ----------------------------------------------------------------
 
@@ -354,6 +367,7 @@ class WorkerPool:
     # --- carrying out the matcher's plans ------------------------------------------------
 
     def _carry_out(self, plan: Plan[_Waiter]) -> None:
+        self._review_wake.set()
         for waiter, slot, cold in plan.seated:
             waiter.seat = self._seat(slot, cold=cold)
             waiter.served.set()

@@ -303,7 +303,7 @@ class WorkerRunner:
                 else:
                     self._answered(outcome)
                     chart.send("withdrawn")
-                    log.info("[RunPodServerless] %s withdrawn before it billed", self.slot.label)
+                    log.info("[RunPodServerless] %s withdrawn while still queued", self.slot.label)
                     self.poke()
                     return
             elif chart.state_id == "draining":
