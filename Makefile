@@ -32,9 +32,9 @@ $(CORE_STAMP): pyproject.toml tests/core_env.py | $(STAMP)
 run: $(STAMP)
 	$(BIN)/swarmpod demo --out output
 
-## test: lint, then the whole suite (virtual time, no network)
+## test: lint, then the whole suite (virtual time, no network; one process per core, up to 4)
 test: lint $(SDK_STAMP) $(CORE_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 ## lint: ruff + mypy --strict on the packages
 lint: $(STAMP)
