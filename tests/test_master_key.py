@@ -161,7 +161,8 @@ async def test_a_refused_open_changes_nothing(db: Path) -> None:
 
 @pytest.mark.parametrize(
     # a real key cut short: fixed, so parallel test workers collect the same cases
-    "malformed", ["not-a-key", "x" * 44, "Sv18zmNr6R3vddv8XTEpdFpa_Cn3xNsInTAGdg6dec", "ключ"]
+    "malformed",
+    ["not-a-key", "x" * 44, "Sv18zmNr6R3vddv8XTEpdFpa_Cn3xNsInTAGdg6dec", "ключ"],
 )
 async def test_a_malformed_env_key_is_refused_naming_the_variable_not_its_value(
     db: Path, malformed: str
