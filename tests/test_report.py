@@ -519,3 +519,9 @@ def test_unknown_spans_and_orphaned_states_are_tolerated(spans: list[SpanRecord]
     notes = page.section_text("summary")
     assert f"{len(orphans)} state spans belong to a generation or worker" in notes
     assert "1 other spans (HTTP requests and the like) are not shown." in notes
+
+
+def test_the_timeline_says_a_lease_boots_inside_its_queued_bar(page: _Page) -> None:
+    timeline = page.section_text("timeline")
+    assert "Queued bar holds its worker" in timeline
+    assert "RunPod reports a lease job as queued until the booted worker takes it" in timeline

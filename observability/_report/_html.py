@@ -206,6 +206,12 @@ def _timeline_section(run: Run) -> str:
         "a thin bar under a worker's Idle and Busy bars is its Warm state. Hover a bar for its "
         "duration, a label for the whole prompt.</p>"
     )
+    if "Queued" in phases:
+        intro += (
+            "\n<p class=\"note\">A lease's Queued bar holds its worker's boot: RunPod reports a "
+            "lease job as queued until the booted worker takes it, and only a /health call, "
+            "which is spent on wake-ups but not on each lease, tells booting from waiting.</p>"
+        )
     legend = _legend((phase, colour(phase)) for phase in phases)
     return _section("timeline", "Timeline", intro + legend + timeline_svg(run))
 
