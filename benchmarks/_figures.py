@@ -101,6 +101,14 @@ class Run:
         one): what a generation that finds no warm worker costs in calls, warm ones free."""
         return self.api_calls / self.cold_generations if self.cold_generations else None
 
+    @property
+    def calls_per_lease(self) -> float | None:
+        """Every RunPod API call the endpoint served over the jobs asked for (``/run``; None
+        without one): what getting a worker costs, whether it booted or came back at once
+        (a worker released and asked for again within the endpoint's idle timeout)."""
+        runs = dict(self.calls_by_route).get("run", 0)
+        return self.api_calls / runs if runs else None
+
 
 def _percentile(values: Sequence[float], fraction: float) -> float | None:
     """Nearest-rank percentile (None for no values)."""
@@ -197,6 +205,7 @@ class Summary:
         floor_p50_s: the latency floor's median (same for every seed).
         calls_per_generation: RunPod API calls per request.
         calls_per_cold: RunPod API calls per cold generation (None: no run had one).
+        calls_per_lease: RunPod API calls per job asked for (``/run``; None: no run had one).
         cold_share: the share of served generations that were cold.
         calls_by_route: mean calls per cold generation, per route, over the seeds.
         boots: workers started.
@@ -217,6 +226,7 @@ class Summary:
     floor_p50_s: float
     calls_per_generation: Spread
     calls_per_cold: Spread | None
+    calls_per_lease: Spread | None
     cold_share: float
     calls_by_route: tuple[tuple[str, float], ...]
     boots: Spread
@@ -241,6 +251,7 @@ def summarise(runs: Sequence[Run]) -> tuple[Summary, ...]:
     for (trace, regime, policy), group in groups.items():
         per_cold = [r.calls_per_cold_generation for r in group]
         known = [value for value in per_cold if value is not None]
+        per_lease = [r.calls_per_lease for r in group if r.calls_per_lease is not None]
         served = sum(r.ok for r in group)
         routes: Counter[str] = Counter()
         colds = sum(r.cold_generations for r in group)
@@ -263,6 +274,7 @@ def summarise(runs: Sequence[Run]) -> tuple[Summary, ...]:
                 floor_p50_s=group[0].floor_p50_s,
                 calls_per_generation=Spread.of([r.calls_per_generation for r in group]),
                 calls_per_cold=Spread.of(known) if known else None,
+                calls_per_lease=Spread.of(per_lease) if per_lease else None,
                 cold_share=colds / served if served else 0.0,
                 calls_by_route=by_route,
                 boots=Spread.of([r.boots for r in group]),

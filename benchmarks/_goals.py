@@ -91,6 +91,13 @@ def goals(summaries: Sequence[Summary], forwarding: Forwarding | None) -> tuple[
         measured = None if auto.calls_per_cold is None else auto.calls_per_cold.worst
         routes = ", ".join(f"/{route} {count:.1f}" for route, count in auto.calls_by_route)
         reason = f"per cold generation (mean over seeds): {routes}" if routes else "no cold one"
+        lease = auto.calls_per_lease
+        if lease is not None:
+            reason += (
+                f"; per job asked for (/run): {lease.median:.1f}, worst {lease.worst:.1f} (a "
+                "worker released and asked for again within the endpoint's idle timeout comes "
+                "back at once: a lease's calls, no cold generation)"
+            )
         found.append(Goal(what, 6.0, measured, "calls", reason))
     if forwarding is not None:
         what = "warm generation, request -> forwarded to the worker: median <= 2 ms"

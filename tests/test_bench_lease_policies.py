@@ -116,6 +116,7 @@ def test_a_run_reads_the_ledger_and_the_calls_the_emulator_served() -> None:
     assert (run.added_p50_s, run.added_p95_s) == (10.0, 80.0)
     assert run.cold_generations == 1
     assert run.calls_per_cold_generation == 3.0
+    assert run.calls_per_lease == 3.0
     assert run.calls_by_route == (("stream", 2), ("run", 1))
     assert run.failures == (("TransportError", 1),)
     assert run.floor.total_s == pytest.approx(16.0 + boot + 26.0 + 26.0 + 26.0)
@@ -143,6 +144,7 @@ def _summary(policy: str, ratio: float, p50: float, *, trace: str = "interactive
         floor_p50_s=0.0,
         calls_per_generation=same(1.0),
         calls_per_cold=Spread(5.0, 7.5),
+        calls_per_lease=Spread(4.2, 4.6),
         cold_share=0.2,
         calls_by_route=(("stream", 3.0), ("run", 1.0)),
         boots=same(10),
@@ -185,6 +187,7 @@ def test_goals_judge_swarmpod_auto_and_say_why_a_goal_is_missed() -> None:
     ]
     assert (calls.passed, calls.measured) == (False, 7.5)
     assert "/stream 3.0, /run 1.0" in calls.reason
+    assert "per job asked for (/run): 4.2, worst 4.6" in calls.reason
 
 
 def _report() -> Report:
