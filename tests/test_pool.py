@@ -72,6 +72,22 @@ async def test_a_free_worker_is_released_after_the_idle_window_and_bills_no_long
         assert entry.stopped_at is not None and entry.stopped_at - done_at <= 31 + 5
 
 
+async def test_an_ordinary_first_cold_start_costs_a_lease_s_four_calls_and_no_diagnosis() -> None:
+    async with world(v2(cold_start_s=85.0), IdleTimeoutSec=0) as w:  # nothing measured yet
+        first = await generate(w, 1)
+        await anyio.sleep(1)
+        assert await idled_out(w.endpoint) == []
+        assert first.cold_start is True
+        routes = sorted(route for _method, route, _status in w.endpoint.api_calls)
+        assert routes == ["cancel", "run", "stream", "stream"]
+
+
+async def test_a_first_cold_start_far_past_the_ordinary_ones_is_diagnosed() -> None:
+    async with world(v2(cold_start_s=110.0), IdleTimeoutSec=0, StartupTimeoutSec=300) as w:
+        await generate(w, 1)
+        assert [route for _method, route, _status in w.endpoint.api_calls].count("health") == 1
+
+
 async def test_idle_timeout_zero_releases_at_once() -> None:
     async with world(v2(), IdleTimeoutSec=0) as w:
         await w.orch.generate(PARAMS)

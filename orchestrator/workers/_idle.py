@@ -29,10 +29,14 @@ import statistics
 from collections import deque
 from typing import Final, Literal
 
-__all__ = ["DEFAULT_COLD_START_S", "MIN_GAPS", "IdleWindow"]
+__all__ = ["DEFAULT_COLD_START_S", "LONGEST_TYPICAL_COLD_START_S", "MIN_GAPS", "IdleWindow"]
 
 DEFAULT_COLD_START_S: Final = 60.0
 """The cold start assumed by ``auto`` before the endpoint's first one was measured."""
+LONGEST_TYPICAL_COLD_START_S: Final = 90.0
+"""The longest ordinary cold start (a container and SwarmUI start in 60-90 s): what a generation
+that finds no warm worker is told to expect, and what a start is late after, before the
+endpoint's first one was measured, so an ordinary first boot raises no alarm."""
 MIN_GAPS: Final = 5
 """Gaps needed before ``auto`` learns a window from them."""
 WARM_SHARE: Final = 0.75
@@ -101,9 +105,9 @@ class IdleWindow:
 
     @property
     def cold_start_s(self) -> float:
-        """The endpoint's cold start: the longest of the recent ones, or the assumption (what a
-        generation that finds no warm worker should expect to wait)."""
-        return max(self._cold) if self._cold else self._assumed
+        """The endpoint's cold start: the longest of the recent ones, or before one the longest
+        ordinary one (what a generation that finds no warm worker should expect to wait)."""
+        return max(self._cold) if self._cold else max(self._assumed, LONGEST_TYPICAL_COLD_START_S)
 
     @property
     def break_even_s(self) -> float:
