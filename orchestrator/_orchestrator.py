@@ -97,7 +97,8 @@ class OrchestratorStatus:
         booting: workers requested and not ready yet.
         waiting_for_worker: generations waiting for a worker.
         idle_window_s: the idle window now (IdleTimeoutSec, or the measured cold start).
-        last_cold_start_s: the endpoint's expected cold start (measured mean or assumed).
+        last_cold_start_s: the endpoint's expected cold start (the longest recent one, or before
+            one the longest ordinary one, 90 s).
     """
 
     endpoint_id: str
