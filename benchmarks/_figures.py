@@ -210,6 +210,7 @@ class Summary:
         calls_by_route: mean calls per cold generation, per route, over the seeds.
         boots: workers started.
         beaten_by: the policies that beat this one on both cost and p50 (medians).
+        calls_per_cold_by_seed: ``(seed, calls per cold generation)`` of each run that had one.
     """
 
     trace: str
@@ -231,6 +232,7 @@ class Summary:
     calls_by_route: tuple[tuple[str, float], ...]
     boots: Spread
     beaten_by: tuple[str, ...] = ()
+    calls_per_cold_by_seed: tuple[tuple[int, float], ...] = ()
 
     @property
     def on_frontier(self) -> bool:
@@ -278,6 +280,13 @@ def summarise(runs: Sequence[Run]) -> tuple[Summary, ...]:
                 cold_share=colds / served if served else 0.0,
                 calls_by_route=by_route,
                 boots=Spread.of([r.boots for r in group]),
+                calls_per_cold_by_seed=tuple(
+                    sorted(
+                        (r.seed, r.calls_per_cold_generation)
+                        for r in group
+                        if r.calls_per_cold_generation is not None
+                    )
+                ),
             )
         )
     return tuple(_with_frontier(found))

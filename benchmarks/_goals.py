@@ -99,6 +99,17 @@ def goals(summaries: Sequence[Summary], forwarding: Forwarding | None) -> tuple[
                 "back at once: a lease's calls, no cold generation)"
             )
         found.append(Goal(what, 6.0, measured, "calls", reason))
+    for auto in autos:
+        early = [(seed, calls) for seed, calls in auto.calls_per_cold_by_seed if seed <= 5]
+        if auto.regime != "flashboot" or not early:
+            continue
+        seeds = f"seeds {early[0][0]}-{early[-1][0]}"
+        what = (
+            f"{AUTO} {auto.trace} ({_regime(auto)}, {seeds}, as issue 12 measured): RunPod "
+            "calls per cold generation, counted at the emulator, worst seed <= 6"
+        )
+        reason = ", ".join(f"seed {seed} {calls:.2f}" for seed, calls in early)
+        found.append(Goal(what, 6.0, max(calls for _seed, calls in early), "calls", reason))
     if forwarding is not None:
         what = "warm generation, request -> forwarded to the worker: median <= 2 ms"
         found.append(Goal(what, 2.0, forwarding.forwarded_ms, "ms"))

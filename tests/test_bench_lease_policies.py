@@ -190,6 +190,22 @@ def test_goals_judge_swarmpod_auto_and_say_why_a_goal_is_missed() -> None:
     assert "per job asked for (/run): 4.2, worst 4.6" in calls.reason
 
 
+def test_issue_12_s_calls_goal_reads_seeds_1_to_5_with_flashboot_granted() -> None:
+    by_seed = tuple((seed, 5.0 + seed / 10) for seed in range(1, 11))
+    granted = dataclasses.replace(
+        _summary("swarmpod-auto", 1.5, 0.4), regime="flashboot", calls_per_cold_by_seed=by_seed
+    )
+    never = dataclasses.replace(granted, regime="cold")
+    judged = {goal.what: goal for goal in goals([granted, never], None)}
+    early = judged[
+        "swarmpod-auto interactive (FlashBoot granted, seeds 1-5, as issue 12 measured): RunPod "
+        "calls per cold generation, counted at the emulator, worst seed <= 6"
+    ]
+    assert (early.passed, early.measured) == (True, 5.5)
+    assert "seed 5 5.50" in early.reason
+    assert not any("as issue 12 measured" in what and "never" in what for what in judged)
+
+
 def _report() -> Report:
     trace = Trace("interactive", (0.0, 40.0), "two requests")
     runs = []
