@@ -3,11 +3,11 @@
 >>> from orchestrator import Orchestrator, Settings
 """
 
+from ._events import Stage as Stage
 from ._orchestrator import Orchestrator as Orchestrator
 from ._orchestrator import OrchestratorStatus as OrchestratorStatus
 from ._progress import ProgressCallback as ProgressCallback
 from ._progress import ProgressEvent as ProgressEvent
-from ._progress import Stage as Stage
 from ._result import GenerationResult as GenerationResult
 from ._result import PhaseTimings as PhaseTimings
 from ._retry import RetryPolicy as RetryPolicy

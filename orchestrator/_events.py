@@ -9,19 +9,36 @@ hold. Observers turn them into what they are for: the caller's progress events
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from ._progress import Stage
-    from .engine import GenerationRun
     from .workers import Seat
 
-__all__ = ["GenerationObserver"]
+__all__ = ["GenerationObserver", "Stage"]
+
+RunT_contra = TypeVar("RunT_contra", contravariant=True)
 
 
-class GenerationObserver(Protocol):
-    """Hears one generation: its chart's states (as a chart listener) and these facts."""
+class Stage(enum.StrEnum):
+    """The user-visible stage of a generation (coarser than the chart's states)."""
+
+    QUEUED = "queued"  # waiting behind MaxConcurrent
+    BOOTING = "booting"  # a worker is being woken / is starting
+    READY = "ready"  # the worker's SwarmUI answers
+    GENERATING = "generating"
+    RELEASING = "releasing"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class GenerationObserver(Protocol[RunT_contra]):
+    """Hears one generation: its chart's states (as a chart listener) and these facts.
+
+    ``RunT_contra`` is what the observer reads of the run (the engine's ``GenerationRun``
+    gives all of it; an observer may ask for less, e.g. only ``elapsed``)."""
 
     def on_enter_state(self, state: Any, event: Any) -> None:
         """The generation's chart entered ``state`` (its phase begins) on ``event``."""
@@ -33,7 +50,7 @@ class GenerationObserver(Protocol):
 
     def reported(
         self,
-        run: GenerationRun,
+        run: RunT_contra,
         stage: Stage,
         message: str,
         percent: float | None,
@@ -43,14 +60,14 @@ class GenerationObserver(Protocol):
         forwarded, an image done, the model loading, releasing, its outcome."""
         return None
 
-    def stepped(self, run: GenerationRun, percent: float, image: int, images_done: int) -> None:
+    def stepped(self, run: RunT_contra, percent: float, image: int, images_done: int) -> None:
         """One sampling step of image ``image`` done; ``percent`` of the whole generation."""
         return None
 
-    def worker_taken(self, run: GenerationRun, seat: Seat) -> None:
+    def worker_taken(self, run: RunT_contra, seat: Seat) -> None:
         """The generation got its seat on a worker (warm, or after its cold start)."""
         return None
 
-    def finished(self, run: GenerationRun) -> None:
+    def finished(self, run: RunT_contra) -> None:
         """The generation reached its final state (Done, Failed or Cancelled)."""
         return None

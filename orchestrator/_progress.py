@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ._events import GenerationObserver
+from ._events import GenerationObserver, Stage
 
-if TYPE_CHECKING:
-    from .engine import GenerationRun
-
-__all__ = ["ProgressCallback", "ProgressEvent", "ProgressReporter", "Stage"]
+__all__ = ["ProgressCallback", "ProgressEvent", "ProgressReporter"]
 
 log = logging.getLogger("swarmpod.engine")
-
-
-class Stage(enum.StrEnum):
-    """The user-visible stage of a generation (coarser than the chart's states)."""
-
-    QUEUED = "queued"  # waiting behind MaxConcurrent
-    BOOTING = "booting"  # a worker is being woken / is starting
-    READY = "ready"  # the worker's SwarmUI answers
-    GENERATING = "generating"
-    RELEASING = "releasing"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -53,7 +36,14 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-class ProgressReporter(GenerationObserver):
+class _Timed(Protocol):
+    """What a progress event reads of the run: the seconds since it was submitted."""
+
+    @property
+    def elapsed(self) -> float: ...
+
+
+class ProgressReporter(GenerationObserver[_Timed]):
     """Turns a generation's domain events into the caller's :class:`ProgressEvent` calls.
 
     A callback that raises is logged and ignored: it never stops the generation.
@@ -64,7 +54,7 @@ class ProgressReporter(GenerationObserver):
 
     def reported(
         self,
-        run: GenerationRun,
+        run: _Timed,
         stage: Stage,
         message: str,
         percent: float | None,
@@ -73,14 +63,14 @@ class ProgressReporter(GenerationObserver):
         """One progress event."""
         self._send(run, stage, message, percent, {k: v for k, v in detail.items() if v is not None})
 
-    def stepped(self, run: GenerationRun, percent: float, image: int, images_done: int) -> None:
+    def stepped(self, run: _Timed, percent: float, image: int, images_done: int) -> None:
         """``generating n%`` with the image and the images done."""
         detail = {"batch_index": image, "done": images_done}
         self._send(run, Stage.GENERATING, f"generating {percent:.0%}", percent, detail)
 
     def _send(
         self,
-        run: GenerationRun,
+        run: _Timed,
         stage: Stage,
         message: str,
         percent: float | None,

@@ -27,8 +27,7 @@ from statemachine import State
 
 from statecharts import GenerationChart, GenerationStates, Outcome, PathRecorder
 
-from ._events import GenerationObserver
-from ._progress import Stage
+from ._events import GenerationObserver, Stage
 from .errors import (
     GenerationTimeoutError,
     NoCapacityError,
@@ -154,13 +153,13 @@ class GenerationRun:
         self,
         plan: GenerationPlan,
         *,
-        observers: Sequence[GenerationObserver] = (),
+        observers: Sequence[GenerationObserver[GenerationRun]] = (),
         clock: Callable[[], float] = anyio.current_time,
     ) -> None:
         self.plan = plan
         self.request = plan.request
         self.clock = clock
-        self._observers: tuple[GenerationObserver, ...] = tuple(observers)
+        self._observers: tuple[GenerationObserver[GenerationRun], ...] = tuple(observers)
         self.recorder = PathRecorder(clock)
         self.chart = GenerationChart(listeners=[self.recorder, *self._observers])
         self.generation_id = uuid.uuid4().hex[:16]
@@ -176,7 +175,7 @@ class GenerationRun:
         self._waiting_for: WaitReason | None = None
         self._worker_gone: OrchestratorError | None = None
 
-    def observe(self, *observers: GenerationObserver) -> None:
+    def observe(self, *observers: GenerationObserver[GenerationRun]) -> None:
         """Tell ``observers`` too what happens from now on (before :meth:`run`)."""
         for observer in observers:
             self.chart.add_listener(observer)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from orchestrator.accounts import Accounts, Role, User, add_account_commands, run_account_command
+from orchestrator.accounts import Accounts, Role, User
+from orchestrator.cli._users import add_account_commands, run_account_command
 from orchestrator.secrets import Secret
 
 pytestmark = pytest.mark.anyio

@@ -106,16 +106,15 @@ PUBLIC = {
         "recover_leases",
     },
     "orchestrator.accounts": {
+        "ACCOUNTS_HOLD",
         "PERMISSIONS",
         "Accounts",
         "Permission",
         "Role",
         "TokenInfo",
         "User",
-        "add_account_commands",
         "permissions_of",
         "role_has",
-        "run_account_command",
     },
     "orchestrator.service": {"ServiceConfig", "SwarmpodService", "route_table"},
     "orchestrator.store": {

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from .._progress import ProgressEvent, Stage
+from .._events import Stage
+from .._progress import ProgressEvent
 
 __all__ = ["ProgressView", "console", "progress_bar"]
 

@@ -15,7 +15,8 @@ from typing import Any, Final
 import anyio
 import anyio.abc
 
-from .._progress import ProgressEvent, Stage
+from .._events import Stage
+from .._progress import ProgressEvent
 from ..accounts import permissions_of
 from ..errors import OrchestratorError
 from ..models import SUBTYPES, ModelCatalog

@@ -64,7 +64,7 @@ from ..secrets import Secret
 from ._cluster_bus import PoolBus, PoolNews
 from ._cluster_runner import Adoption, ClusterRunner
 from ._cluster_table import PoolTable, SeatTaken, WorkerRow
-from ._drivers import LeaseDriver, Released, WakeDriver, WorkerDriver
+from ._drivers import Released, driver_for
 from ._handle import Seat, WakeReceipt, WorkerHandle
 from ._idle import IdleWindow
 from ._journal import LeaseJournal
@@ -138,10 +138,7 @@ class ClusterPool:
         on_confirmed: Callable[[str], None] | None = None,
         observe: ObserveWorker | None = None,
     ) -> None:
-        driver: WorkerDriver = (
-            LeaseDriver(protocol) if isinstance(protocol, V2Protocol) else WakeDriver(protocol)
-        )
-        self._driver = driver
+        self._driver = driver = driver_for(protocol)
         self._store = store
         self._bus = bus
         self._master = master

@@ -25,7 +25,15 @@ from ._handle import WorkerHandle
 from ._v1 import V1Protocol, receipt_from
 from ._v2 import LeaseTerms, V2Protocol
 
-__all__ = ["Kept", "LeaseDriver", "Polled", "Released", "WakeDriver", "WorkerDriver"]
+__all__ = [
+    "Kept",
+    "LeaseDriver",
+    "Polled",
+    "Released",
+    "WakeDriver",
+    "WorkerDriver",
+    "driver_for",
+]
 
 log = logging.getLogger("swarmpod.workers")
 
@@ -224,6 +232,13 @@ class WakeDriver:
         if handle is None and job is not None and not job.state.is_terminal:
             expected = [job.id]
         return Released(confirmed=bool(expected) and all(j in cancelled for j in expected))
+
+
+def driver_for(protocol: V1Protocol | V2Protocol) -> WorkerDriver:
+    """The driver of a protocol: leases for v2, a wake-up and keepalives for v1."""
+    if isinstance(protocol, V2Protocol):
+        return LeaseDriver(protocol)
+    return WakeDriver(protocol)
 
 
 def _released(answer: Job | None) -> Released:

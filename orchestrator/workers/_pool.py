@@ -28,7 +28,7 @@ from statecharts import WorkerChart
 
 from ..errors import OrchestratorClosingError, ProtocolMismatchError
 from ..secrets import Secret
-from ._drivers import LeaseDriver, WakeDriver, WorkerDriver
+from ._drivers import driver_for
 from ._handle import Seat
 from ._idle import IdleWindow
 from ._journal import LeaseJournal
@@ -106,10 +106,7 @@ class WorkerPool:
         on_confirmed: Callable[[str], None] | None = None,
         observe: ObserveWorker | None = None,
     ) -> None:
-        driver: WorkerDriver = (
-            LeaseDriver(protocol) if isinstance(protocol, V2Protocol) else WakeDriver(protocol)
-        )
-        self._driver = driver
+        self._driver = driver = driver_for(protocol)
         self._key = key
         self._endpoint_id = endpoint_id
         self._idle = idle
