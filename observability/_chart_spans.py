@@ -54,7 +54,7 @@ class ChartSpans:
         self._root: Span | None = None
         self._recording = False
         self._namer: PhaseNamer = str
-        self._open: dict[str, tuple[Span, Context]] = {}
+        self._open: dict[str, Span] = {}
         self._root_context: Context | None = None
 
     @property
@@ -71,7 +71,7 @@ class ChartSpans:
     def current(self) -> Span | None:
         """The innermost open state span (events go there), else the root."""
         if self._open:
-            return next(reversed(self._open.values()))[0]
+            return next(reversed(self._open.values()))
         return self._root
 
     def start(self, root: Span, chart: Any = None, namer: PhaseNamer | None = None) -> None:
@@ -98,7 +98,7 @@ class ChartSpans:
         if self._recording:
             opened = self._open.pop(str(state.id), None)
             if opened is not None:
-                opened[0].end(end_time=self._clock_ns())
+                opened.end(end_time=self._clock_ns())
 
     def add_event(self, name: str, attributes: Mapping[str, AttributeValue]) -> None:
         """Add a span event (a poll, a progress update, a retry) to the current state's span."""
@@ -110,7 +110,7 @@ class ChartSpans:
         """End every state span still open (innermost first); the root is the owner's."""
         now = self._clock_ns()
         for key in reversed(list(self._open)):
-            self._open.pop(key)[0].end(end_time=now)
+            self._open.pop(key).end(end_time=now)
 
     def _enter(self, state: Any, event: str) -> None:
         parent_state = state.parent
@@ -119,11 +119,11 @@ class ChartSpans:
         now = self._clock_ns()
         span = self._tracer.start_span(
             self._namer(name),
-            context=parent[1] if parent is not None else self._root_context,
+            context=trace.set_span_in_context(parent) if parent is not None else self._root_context,
             start_time=now,
             attributes={"swarmpod.phase": name, "swarmpod.event": event},
         )
         if state.final:
             span.end(end_time=now)
         else:
-            self._open[str(state.id)] = (span, trace.set_span_in_context(span))
+            self._open[str(state.id)] = span

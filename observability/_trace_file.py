@@ -26,7 +26,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, TypeAlias
@@ -162,13 +162,14 @@ class JsonLinesSpanExporter(SpanExporter):
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, _FILE_MODE)
         self._file: IO[bytes] | None = os.fdopen(fd, "ab")
         self._lock = threading.Lock()
+        self._resources = _ResourceCache()
 
     def __repr__(self) -> str:
         return f"JsonLinesSpanExporter({str(self.path)!r})"
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Append the spans, one line each, and flush."""
-        payload = b"".join(_span_line(span) for span in spans)
+        payload = b"".join(_span_line(span, self._resources) for span in spans)
         with self._lock:
             if self._file is None:
                 return SpanExportResult.FAILURE
@@ -192,8 +193,13 @@ class JsonLinesSpanExporter(SpanExporter):
         return True
 
 
-def _span_line(span: ReadableSpan) -> bytes:
-    """The JSON line (UTF-8, with its newline) that the trace file holds for ``span``."""
+def _span_line(
+    span: ReadableSpan, resource_json: Callable[[Any], dict[str, Any]] | None = None
+) -> bytes:
+    """The JSON line (UTF-8, with its newline) that the trace file holds for ``span``;
+    ``resource_json`` turns its resource into JSON values (default: each time)."""
+    if resource_json is None:
+        resource_json = _resource_attributes
     context = span.get_span_context()
     if context is None:
         raise ValueError(f"span {span.name!r} has no context")
@@ -216,9 +222,26 @@ def _span_line(span: ReadableSpan) -> bytes:
             }
             for event in span.events
         ],
-        "resource": _json_attributes(span.resource.attributes),
+        "resource": resource_json(span.resource),
     }
     return _ENCODER.encode(record) + b"\n"
+
+
+def _resource_attributes(resource: Any) -> dict[str, Any]:
+    return _json_attributes(resource.attributes)
+
+
+class _ResourceCache:
+    """A provider's resource is one object for all of its spans: its JSON is made once."""
+
+    def __init__(self) -> None:
+        self._last: tuple[object, dict[str, Any]] | None = None
+
+    def __call__(self, resource: Any) -> dict[str, Any]:
+        last = self._last
+        if last is None or last[0] is not resource:
+            last = self._last = (resource, _resource_attributes(resource))
+        return last[1]
 
 
 def _json_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
