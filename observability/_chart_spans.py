@@ -6,6 +6,10 @@ span named ``Phase:detail`` (``Waking:runpod``, ``Generating:sdxl``) with ``swar
 and every state left ends it. Final states end theirs on entry. Substates (the lease chart's
 Warm → Idle/Busy) nest under their parent state's span. :meth:`close` ends whatever is still
 open, so no span outlives its chart.
+
+Given a :class:`~observability._light_span.SpanRecorder` (configured telemetry has one), the
+state spans of a sampled root are light spans: the same spans for every exporter, made at a
+fraction of the SDK's cost.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Span, SpanContext, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from ._clock import span_time_ns
+from ._light_span import SpanRecorder
 
 __all__ = ["ChartSpans", "PhaseNamer", "span_attributes"]
 
@@ -46,11 +51,20 @@ class ChartSpans:
     Args:
         tracer: where spans are made.
         clock_ns: span timestamps (default: the loop clock anchored to the wall clock).
+        recorder: makes the state spans of a sampled root without the SDK (the tracer's
+            provider's recorder: :attr:`Telemetry.span_recorder`); None = through ``tracer``.
     """
 
-    def __init__(self, tracer: Tracer, clock_ns: Callable[[], int] = span_time_ns) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        clock_ns: Callable[[], int] = span_time_ns,
+        recorder: SpanRecorder | None = None,
+    ) -> None:
         self._tracer = tracer
         self._clock_ns = clock_ns
+        self._recorder = recorder
+        self._light: tuple[SpanRecorder, SpanContext] | None = None
         self._root: Span | None = None
         self._recording = False
         self._namer: PhaseNamer = str
@@ -86,6 +100,9 @@ class ChartSpans:
         if not self._recording:
             return
         self._root_context = trace.set_span_in_context(root)
+        root_span_context = root.get_span_context()
+        if self._recorder is not None and root_span_context.trace_flags.sampled:
+            self._light = (self._recorder, root_span_context)
         active = chart.configuration if chart is not None else ()
         for state in sorted(active, key=lambda s: s.parent is not None):
             self._enter(state, "")
@@ -117,12 +134,25 @@ class ChartSpans:
         parent = self._open.get(str(parent_state.id)) if parent_state is not None else None
         name = str(state.name)
         now = self._clock_ns()
-        span = self._tracer.start_span(
-            self._namer(name),
-            context=trace.set_span_in_context(parent) if parent is not None else self._root_context,
-            start_time=now,
-            attributes={"swarmpod.phase": name, "swarmpod.event": event},
-        )
+        attributes = {"swarmpod.phase": name, "swarmpod.event": event}
+        span: Span
+        if self._light is not None:
+            recorder, root_span_context = self._light
+            span = recorder.start_child(
+                self._namer(name),
+                parent.get_span_context() if parent is not None else root_span_context,
+                attributes,
+                now,
+            )
+        else:
+            span = self._tracer.start_span(
+                self._namer(name),
+                context=(
+                    trace.set_span_in_context(parent) if parent is not None else self._root_context
+                ),
+                start_time=now,
+                attributes=attributes,
+            )
         if state.final:
             span.end(end_time=now)
         else:

@@ -98,7 +98,7 @@ class GenerationTrace:
         self.cost.span_context = self._root.get_span_context()
         self._model = run.model or "default"
         self._worker: str | None = None
-        self._spans = ChartSpans(telemetry.tracer)
+        self._spans = ChartSpans(telemetry.tracer, recorder=telemetry.span_recorder)
         self._spans.start(self._root, run.chart, self._span_name)
         self._seat: Any = None
         self._entered: dict[str, float] = {}

@@ -32,7 +32,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -42,6 +42,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
 
+from ._light_span import SpanRecorder
 from ._metrics import Instruments
 
 __all__ = ["OpenSpans", "Telemetry", "otlp_configured"]
@@ -62,6 +63,10 @@ class OpenSpans(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         self._open[span.context.span_id] = span.name
+
+    def opened(self, span_id: int, name: str) -> None:
+        """A span started without the SDK (a light span)."""
+        self._open[span_id] = name
 
     def on_end(self, span: ReadableSpan) -> None:
         if span.context is not None:
@@ -95,6 +100,8 @@ class Telemetry:
         instruments: the histograms, counters and gauges (:class:`Instruments`).
         memory: the in-memory span exporter, when asked for.
         metric_reader: the in-memory metric reader, when asked for.
+        span_recorder: makes the chart-state spans without the SDK's per-span work (configured
+            telemetry whose sampler samples every child of a sampled span; else None).
     """
 
     def __init__(
@@ -115,8 +122,22 @@ class Telemetry:
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self._open = OpenSpans()
+        self.span_recorder: SpanRecorder | None = None
         if tracer_provider is not None:
             tracer_provider.add_span_processor(self._open)
+
+    def _record_light_spans(
+        self, provider: TracerProvider, limits: SpanLimits, processors: Sequence[SpanProcessor]
+    ) -> None:
+        """Let state spans skip the SDK: ``processors`` are all that ``provider`` was given
+        before this object added its :class:`OpenSpans`, none of which acts on a span's start."""
+        self.span_recorder = SpanRecorder.for_provider(
+            provider,
+            self.tracer,
+            limits,
+            [*processors, self._open],
+            self._open.opened,
+        )
 
     def __repr__(self) -> str:
         owned = self._tracer_provider is not None
@@ -168,7 +189,9 @@ class Telemetry:
         """
         env = os.environ if environ is None else environ
         resource = Resource.create({"service.name": service_name})
-        tracer_provider = TracerProvider(resource=resource)
+        limits = SpanLimits()  # from the OTEL_*_LIMIT variables, as the provider's default
+        tracer_provider = TracerProvider(resource=resource, span_limits=limits)
+        processors: list[SpanProcessor] = []
         exporters: list[SpanExporter] = list(span_exporters)
         readers: list[MetricReader] = list(metric_readers)
         use_otlp = otlp_configured(env) if otlp is None else otlp
@@ -198,15 +221,16 @@ class Telemetry:
             from ._trace_file import JsonLinesSpanExporter
 
             exporters.append(JsonLinesSpanExporter(Path(trace_file)))
-        for exporter in exporters:
-            tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+        processors.extend(BatchSpanProcessor(exporter) for exporter in exporters)
         memory: InMemorySpanExporter | None = None
         metric_reader: InMemoryMetricReader | None = None
         if in_memory:
             memory = InMemorySpanExporter()
-            tracer_provider.add_span_processor(SimpleSpanProcessor(memory))
+            processors.append(SimpleSpanProcessor(memory))
             metric_reader = InMemoryMetricReader()
             readers.append(metric_reader)
+        for processor in processors:
+            tracer_provider.add_span_processor(processor)
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
         made = cls(
             tracer_provider.get_tracer(INSTRUMENTATION),
@@ -216,6 +240,7 @@ class Telemetry:
             memory=memory,
             metric_reader=metric_reader,
         )
+        made._record_light_spans(tracer_provider, limits, processors)
         if make_global:
             global _default
             _default = made

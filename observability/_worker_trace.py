@@ -83,7 +83,7 @@ class WorkerTrace:
             ),
         )
         self.bill.span_context = self._root.get_span_context()
-        self._spans = ChartSpans(telemetry.tracer)
+        self._spans = ChartSpans(telemetry.tracer, recorder=telemetry.span_recorder)
         self._spans.start(self._root)
 
     def on_enter_state(self, state: Any, event: Any) -> None:
