@@ -80,7 +80,7 @@ class GenerationTrace:
         )
         started = span_time_ns() - int(run.elapsed * 1e9)
         prompt = request.params.get("prompt")
-        self._root: Span = telemetry.tracer.start_span(
+        self._root: Span = telemetry.start_span(
             f"Generation:{run.model or 'default'}",
             start_time=started,
             attributes=span_attributes(

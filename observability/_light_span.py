@@ -19,6 +19,7 @@ anything else (a sequence, an odd type, a full span, a length limit) goes throug
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
@@ -27,6 +28,7 @@ from typing import Final
 
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import (
     Event,
@@ -51,7 +53,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.util import types
 
-__all__ = ["LightSpan", "SpanRecorder", "children_always_sampled"]
+__all__ = ["LightSpan", "SpanRecorder", "always_sampled", "children_always_sampled"]
 
 _log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ _UNSET: Final = Status(StatusCode.UNSET)
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _SAMPLED_RANDOM: Final = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _LOCAL_CHILDREN_SAMPLED: Final = f"localParentSampled:{sampling.ALWAYS_ON.get_description()},"
+_DEFAULT_ON: Final[sampling.Sampler] = sampling.DEFAULT_ON
+_SDK_METRICS: Final = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"  # the SDK counts its spans
 
 
 def children_always_sampled(sampler: sampling.Sampler) -> bool:
@@ -71,14 +75,22 @@ def children_always_sampled(sampler: sampling.Sampler) -> bool:
 
     Read from the sampler's public description (the delegates themselves are private).
     """
+    description = sampler.get_description()
     return (
         type(sampler) in (sampling.ParentBased, sampling.ParentBasedTraceIdRatio)
-        and _LOCAL_CHILDREN_SAMPLED in sampler.get_description()
+        and _LOCAL_CHILDREN_SAMPLED in description
     )
 
 
+def always_sampled(sampler: sampling.Sampler) -> bool:
+    """Whether ``sampler`` is the default ``parentbased_always_on``: a span is recorded and
+    sampled unless its parent (local or remote) is not sampled."""
+    description = sampler.get_description()
+    return type(sampler) is sampling.ParentBased and description == _DEFAULT_ON.get_description()
+
+
 class SpanRecorder:
-    """Makes :class:`LightSpan` children and hands them, ended, to the span processors.
+    """Makes :class:`LightSpan` spans and hands them, ended, to the span processors.
 
     Use :meth:`for_provider`, which gives one only when its spans are the SDK's spans.
 
@@ -92,6 +104,9 @@ class SpanRecorder:
             one's ``on_start`` must do nothing with the span (the batch and simple processors,
             :class:`~observability.OpenSpans`), as it is not called.
         opened: called with a light span's id and name when it starts (the open-span count).
+        roots: whether the sampler samples every span whose parent, if any, is sampled
+            (:func:`always_sampled`), so that :meth:`start_span` may make roots and children
+            of remote parents too.
     """
 
     def __init__(
@@ -104,12 +119,15 @@ class SpanRecorder:
         info: InstrumentationInfo | None,
         processors: Sequence[SpanProcessor],
         opened: OpenedHook,
+        roots: bool = False,
     ) -> None:
         self.resource = resource
         self.limits = limits
         self.scope = scope
         self.info = info
+        self._ids = id_generator
         self._new_span_id = id_generator.generate_span_id
+        self._roots = roots
         self._processors = tuple(processors)
         self._opened = opened
         self.plain_limits = (
@@ -127,8 +145,11 @@ class SpanRecorder:
     ) -> SpanRecorder | None:
         """A recorder for ``provider``'s spans, or None when its sampler may decide otherwise
         for a child of a sampled span than "record and sample", or ``tracer`` (made by
-        ``provider``) is not the SDK's (the SDK path is used then)."""
-        if not isinstance(tracer, Tracer) or not children_always_sampled(provider.sampler):
+        ``provider``) is not the SDK's, or the SDK counts its own spans in metrics (the SDK
+        path is used then)."""
+        sampler = provider.sampler
+        sdk_metrics = os.environ.get(_SDK_METRICS, "").strip().lower() == "true"
+        if not isinstance(tracer, Tracer) or sdk_metrics or not children_always_sampled(sampler):
             return None
         info = tracer.instrumentation_info
         return cls(
@@ -139,7 +160,35 @@ class SpanRecorder:
             info=info,
             processors=processors,
             opened=opened,
+            roots=always_sampled(sampler),
         )
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None,
+        attributes: Mapping[str, types.AnyValue],
+        start_time: int,
+    ) -> LightSpan | None:
+        """The span the tracer's ``start_span(name, context, ...)`` would make, or None when
+        the sampler has a decision to make (the caller asks the tracer then).
+
+        ``context`` holds the parent (default: the current context); a span without a valid
+        parent starts a trace of its own.
+        """
+        parent = trace.get_current_span(context).get_span_context()
+        if parent.is_valid:
+            if not parent.trace_flags.sampled or (parent.is_remote and not self._roots):
+                return None
+            return self.start_child(name, parent, attributes, start_time)
+        if not self._roots:
+            return None
+        ids = self._ids
+        flags = _SAMPLED_RANDOM if ids.is_trace_id_random() else _SAMPLED
+        own = SpanContext(ids.generate_trace_id(), ids.generate_span_id(), False, flags)
+        span = LightSpan(self, name, own, None, attributes, start_time)
+        self._opened(own.span_id, name)
+        return span
 
     def start_child(
         self,
@@ -148,8 +197,8 @@ class SpanRecorder:
         attributes: Mapping[str, types.AnyValue],
         start_time: int,
     ) -> LightSpan:
-        """A recording span, child of ``parent`` (which must be sampled and local), started at
-        ``start_time``."""
+        """A recording span, child of ``parent`` (which must be sampled, and local unless the
+        sampler samples every child of a sampled parent), started at ``start_time``."""
         flags = _SAMPLED_RANDOM if parent.trace_flags.random_trace_id else _SAMPLED
         context = SpanContext(
             parent.trace_id,
@@ -200,7 +249,7 @@ class LightSpan(Span):
         recorder: SpanRecorder,
         name: str,
         context: SpanContext,
-        parent: SpanContext,
+        parent: SpanContext | None,
         attributes: Mapping[str, types.AnyValue],
         start_time: int,
     ) -> None:

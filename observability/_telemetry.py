@@ -17,6 +17,7 @@ spans of a run are never lost.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
@@ -41,6 +42,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
+from opentelemetry.util.types import AttributeValue
 
 from ._light_span import SpanRecorder
 from ._metrics import Instruments
@@ -245,6 +247,33 @@ class Telemetry:
             global _default
             _default = made
         return made
+
+    def start_span(
+        self,
+        name: str,
+        *,
+        context: otel_context.Context | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        start_time: int | None = None,
+    ) -> trace.Span:
+        """A span, as ``tracer.start_span`` makes it (a light one when the sampler has nothing
+        to decide: see :attr:`span_recorder`).
+
+        Args:
+            name: the span's name.
+            context: where its parent is (default: the current context).
+            attributes: its first attributes.
+            start_time: its start, ns since the epoch (default: now).
+        """
+        recorder = self.span_recorder
+        if recorder is not None:
+            started = time.time_ns() if start_time is None else start_time
+            span = recorder.start_span(name, context, attributes or {}, started)
+            if span is not None:
+                return span
+        return self.tracer.start_span(
+            name, context=context, attributes=attributes, start_time=start_time
+        )
 
     def open_spans(self) -> list[str]:
         """Names of the spans started and not ended (configured telemetry only)."""

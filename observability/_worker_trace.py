@@ -69,7 +69,7 @@ class WorkerTrace:
             protocol=facts.protocol,
             requested_at=facts.requested_at,
         )
-        self._root = telemetry.tracer.start_span(
+        self._root = telemetry.start_span(
             f"{kind}:{facts.endpoint_id}",
             context=otel_context.Context(),
             start_time=span_time_ns(),

@@ -1,7 +1,8 @@
-"""Light state spans: made without the SDK's per-span work, exported exactly as the SDK's.
+"""Light spans: made without the SDK's per-span work, exported exactly as the SDK's.
 
-Each scenario runs twice on its own configured telemetry, once through the SDK (a
-:class:`ChartSpans` without a recorder) and once with light spans; what every exporter sees
+Each scenario runs twice on its own configured telemetry, once through the SDK (roots from
+``tracer.start_span``, a :class:`ChartSpans` without a recorder) and once with light spans
+(roots from ``Telemetry.start_span``, the telemetry's recorder); what every exporter sees
 (the in-memory spans, the OTLP protobuf request, the JSON-lines file) must be the same, ids
 aside (random on both sides: they are compared by the order they first appear in).
 """
@@ -11,22 +12,27 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.trace import (
     NonRecordingSpan,
+    Span,
     SpanContext,
+    Status,
     StatusCode,
     TraceFlags,
     TraceState,
 )
+from opentelemetry.util.types import AttributeValue
 
 from observability import ChartSpans, Telemetry
 from observability._light_span import LightSpan
@@ -42,13 +48,33 @@ CALLER = SpanContext(
 )
 
 
-def _worker_life(telemetry: Telemetry, spans: ChartSpans, clock: Callable[[], int]) -> None:
-    """A worker's chart with nested states, and every call a caller may make on a state span."""
+@dataclass
+class Side:
+    """One side of a comparison: where spans go, how roots start, the state-span listener."""
+
+    telemetry: Telemetry
+    spans: ChartSpans
+    clock: Callable[[], int]
+    light: bool
+
+    def root(
+        self,
+        name: str,
+        context: Context | None = None,
+        attributes: dict[str, AttributeValue] | None = None,
+    ) -> Span:
+        start = self.telemetry.start_span if self.light else self.telemetry.tracer.start_span
+        return start(name, context=context, attributes=attributes, start_time=self.clock())
+
+
+def _worker_life(side: Side) -> None:
+    """A worker's chart with nested states under a remote caller, and every call a caller may
+    make on a state span."""
+    spans, clock = side.spans, side.clock
     chart = WorkerChart(listeners=[spans])
-    root = telemetry.tracer.start_span(
+    root = side.root(
         "Lease:ep",
         context=trace.set_span_in_context(NonRecordingSpan(CALLER)),
-        start_time=clock(),
         attributes={"swarmpod.endpoint.id": "ep"},
     )
     spans.start(root, chart)
@@ -77,10 +103,12 @@ def _worker_life(telemetry: Telemetry, spans: ChartSpans, clock: Callable[[], in
     root.end(end_time=clock())
 
 
-def _generation(telemetry: Telemetry, spans: ChartSpans, clock: Callable[[], int]) -> None:
-    """A generation's chart from Idle to Done, with progress events on Generating."""
+def _generation(side: Side) -> None:
+    """A generation's chart from Idle to Done (a trace of its own), with progress events on
+    Generating and the outcome on the root."""
+    spans, clock = side.spans, side.clock
     chart = GenerationChart(listeners=[spans])
-    root = telemetry.tracer.start_span("Generation:m", start_time=clock())
+    root = side.root("Generation:m", attributes={"swarmpod.user": "ann", "swarmpod.images": 2})
     spans.start(root, chart, lambda state: f"{state}:x" if state == "Generating" else state)
     for event in ("wake", "accepted", "worker_ready", "generate"):
         chart.send(event)
@@ -88,10 +116,29 @@ def _generation(telemetry: Telemetry, spans: ChartSpans, clock: Callable[[], int
         spans.add_event("progress", {"percent": step / 4, "image": 0})
     for event in ("release", "released"):
         chart.send(event)
+    root.set_attributes({"swarmpod.outcome": "failed", "swarmpod.images": 1})
+    root.set_status(Status(StatusCode.ERROR, "GenerationFailedError"))
+    root.set_attribute("error.type", "GenerationFailedError")
     root.end(end_time=clock())
 
 
-Scenario = Callable[[Telemetry, ChartSpans, Callable[[], int]], None]
+def _in_a_request(side: Side) -> None:
+    """A generation's root as the child of the service request's (local) span."""
+    request = side.telemetry.tracer.start_span(
+        "POST /API/GenerateText2Image", start_time=side.clock()
+    )
+    _generation_under(side, trace.set_span_in_context(request))
+    request.end(end_time=side.clock())
+
+
+def _generation_under(side: Side, context: Context) -> None:
+    root = side.root("Generation:m", context=context)
+    side.spans.start(root, GenerationChart(listeners=[side.spans]))
+    side.spans.close()
+    root.end(end_time=side.clock())
+
+
+Scenario = Callable[[Side], None]
 
 
 def _run(tmp_path: Path, scenario: Scenario, *, light: bool) -> tuple[Telemetry, Path]:
@@ -101,7 +148,7 @@ def _run(tmp_path: Path, scenario: Scenario, *, light: bool) -> tuple[Telemetry,
     recorder = telemetry.span_recorder if light else None
     assert not light or recorder is not None
     spans = ChartSpans(telemetry.tracer, clock, recorder=recorder)
-    scenario(telemetry, spans, clock)
+    scenario(Side(telemetry, spans, clock, light))
     assert telemetry.open_spans() == []
     telemetry.flush()
     return telemetry, trace_file
@@ -221,6 +268,14 @@ def test_a_generation_exports_the_same_spans_and_events_either_way(
     assert [e.attributes for e in spans[4].events][1] == {"percent": 0.25, "image": 0}
 
 
+def test_a_root_under_a_local_parent_exports_the_same_either_way(
+    compare: Callable[[Scenario], list[ReadableSpan]],
+) -> None:
+    request, root = compare(_in_a_request)[-2:][::-1]
+    assert root.parent is not None and request.context is not None
+    assert root.parent.span_id == request.context.span_id
+
+
 def test_the_span_limits_drop_and_truncate_alike(
     compare: Callable[[Scenario], list[ReadableSpan]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -238,7 +293,8 @@ def test_light_spans_are_counted_open_until_they_end(tmp_path: Path) -> None:
     telemetry = Telemetry.configure(in_memory=True, otlp=False)
     spans = ChartSpans(telemetry.tracer, recorder=telemetry.span_recorder)
     chart = WorkerChart(listeners=[spans])
-    root = telemetry.tracer.start_span("Lease:ep")
+    root = telemetry.start_span("Lease:ep")
+    assert isinstance(root, LightSpan)
     spans.start(root, chart)
     for event in ("submitted", "assigned", "handed_over", "loaded", "take"):
         chart.send(event)
@@ -251,31 +307,56 @@ def test_light_spans_are_counted_open_until_they_end(tmp_path: Path) -> None:
     telemetry.shutdown()
 
 
-@pytest.mark.parametrize("sampler", ["always_on", "traceidratio", "parentbased_always_off"])
+@pytest.mark.parametrize(
+    "sampler",
+    ["always_on", "traceidratio", "parentbased_always_off", "parentbased_traceidratio"],
+)
 def test_a_sampler_that_may_decide_otherwise_keeps_the_sdk_path(
     sampler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
     monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "1.0")
     telemetry = Telemetry.configure(in_memory=True, otlp=False)
-    if sampler == "parentbased_always_off":  # children of a sampled parent: always sampled
+    root = telemetry.start_span("Lease:ep")  # the sampler decides about a root
+    assert not isinstance(root, LightSpan)
+    if sampler.startswith("parentbased_"):  # children of a sampled parent: always sampled
         assert telemetry.span_recorder is not None
-        root = telemetry.tracer.start_span("Lease:ep")  # a root it does not sample
-        assert not root.get_span_context().trace_flags.sampled
     else:
         assert telemetry.span_recorder is None
-        root = telemetry.tracer.start_span("Lease:ep")
     spans = ChartSpans(telemetry.tracer, recorder=telemetry.span_recorder)
     spans.start(root, WorkerChart(listeners=[spans]))
-    assert not isinstance(spans.current, LightSpan)
-    assert isinstance(spans.current, SdkSpan) == root.is_recording()
+    sampled = root.get_span_context().trace_flags.sampled
+    light = telemetry.span_recorder is not None and sampled
+    assert isinstance(spans.current, LightSpan) == light
+    assert isinstance(spans.current, SdkSpan) == (root.is_recording() and not light)
     spans.close()
     root.end()
     telemetry.shutdown()
 
 
+def test_a_child_of_a_caller_that_did_not_sample_is_not_recorded() -> None:
+    telemetry = Telemetry.configure(in_memory=True, otlp=False)
+    unsampled = SpanContext(CALLER.trace_id, CALLER.span_id, True, TraceFlags(0))
+    root = telemetry.start_span(
+        "Generation:m", context=trace.set_span_in_context(NonRecordingSpan(unsampled))
+    )
+    assert not root.is_recording() and not root.get_span_context().trace_flags.sampled
+    root.end()
+    assert telemetry.finished_spans() == () and telemetry.open_spans() == []
+    telemetry.shutdown()
+
+
+def test_the_sdks_own_span_metrics_keep_the_sdk_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    telemetry = Telemetry.configure(in_memory=True, otlp=False)
+    assert telemetry.span_recorder is None
+    telemetry.shutdown()
+
+
 def test_telemetry_through_the_global_providers_has_no_recorder() -> None:
-    assert Telemetry.disabled().span_recorder is None
+    telemetry = Telemetry.disabled()
+    assert telemetry.span_recorder is None
+    assert not telemetry.start_span("Generation:m").is_recording()  # no provider set
 
 
 def test_a_light_span_says_its_name_and_ids_and_no_attribute(tmp_path: Path) -> None:
@@ -293,12 +374,12 @@ def test_a_light_span_says_its_name_and_ids_and_no_attribute(tmp_path: Path) -> 
 
 
 def test_an_exception_leaving_a_light_span_is_recorded_as_the_sdk_does(tmp_path: Path) -> None:
-    def raising(telemetry: Telemetry, spans: ChartSpans, clock: Callable[[], int]) -> None:
-        root = telemetry.tracer.start_span("Lease:ep", start_time=clock())
-        spans.start(root, WorkerChart(listeners=[spans]))
-        with pytest.raises(RuntimeError), spans.current:  # type: ignore[union-attr]
+    def raising(side: Side) -> None:
+        root = side.root("Lease:ep")
+        side.spans.start(root, WorkerChart(listeners=[side.spans]))
+        with pytest.raises(RuntimeError), side.spans.current:  # type: ignore[union-attr]
             raise RuntimeError("it broke")
-        root.end(end_time=clock())
+        root.end(end_time=side.clock())
 
     sdk, _ = _run(tmp_path, raising, light=False)
     light, _ = _run(tmp_path, raising, light=True)
