@@ -1,14 +1,17 @@
-"""Light spans: the chart-state spans of a sampled trace, recorded without the SDK's per-span
+"""Light spans: swarmpod's own spans of a sampled trace, recorded without the SDK's per-span
 machinery.
 
 The OpenTelemetry SDK spends ~17 µs on a span (the sampler, attribute cleaning, a lock, the
-processor fan-out) and ~6 µs on a span event; a warm generation makes seven state spans and an
-event per sampling step. Under the default parent-based sampler a child of a sampled, recording
-parent is always recorded and sampled with its attributes unchanged, so nothing is left to
-decide: :class:`SpanRecorder` builds such a child itself (ids from the provider's id generator)
-and, when it ends, hands the same :class:`~opentelemetry.sdk.trace.ReadableSpan` the SDK would
-to the same span processors. Exporters cannot tell the difference: same name, ids, parent,
-attributes, events, timestamps, status, resource and scope.
+processor fan-out) and ~6 µs on a span event; a warm generation makes a root, seven state spans
+and an event per progress report. Under the default parent-based sampler a child of a sampled,
+recording parent is always recorded and sampled with its attributes unchanged, and under
+``parentbased_always_on`` so is a root or the child of a sampled remote parent: nothing is left
+to decide. :class:`SpanRecorder` builds such a span itself (ids from the provider's id
+generator, flags and trace state as the SDK sets them) and, when it ends, hands the same
+:class:`~opentelemetry.sdk.trace.ReadableSpan` the SDK would to the same span processors.
+Exporters cannot tell the difference: same name, ids, parent, attributes, events, links,
+timestamps, status, resource and scope. Anything the sampler would have to decide goes to the
+SDK's tracer.
 
 Plain values (``str``, ``bool``, ``int``, ``float``) within the span limits are kept as given;
 anything else (a sequence, an odd type, a full span, a length limit) goes through the SDK's own
