@@ -153,6 +153,43 @@ def test_a_prewarmed_worker_is_never_surplus() -> None:
     assert m.changed(5.0).withdraw == []
 
 
+def two_warm_workers(m: SeatMatcher[Waiter], now: float) -> list[WorkerSlot]:
+    """Two generations arrive together, each gets a worker of its own and takes its seat."""
+    plan = m.arrive(Waiter("a"), now)
+    first = add(m, plan, now)
+    second = add(m, m.arrive(Waiter("b"), now), now)
+    slots = first + second
+    assert len(slots) == 2
+    for slot in slots:
+        warm_up(slot)
+        assert len(m.ready(slot, 1, now + 60.0).seated) == 1
+    return slots
+
+
+def test_a_worker_left_over_from_a_drained_burst_is_released_at_once() -> None:
+    m = matcher(idle=IdleWindow(120.0))
+    first, second = two_warm_workers(m, 0.0)
+    m.freed(first, 60.0, 70.0, finished=True)
+    m.freed(second, 60.0, 72.0, finished=True)
+    # nothing shows two workers will be needed at once again: the surplus one goes now,
+    # the one used last keeps the whole window
+    assert m.release_at(first) == 70.0
+    assert m.release_at(second) == 72.0 + 120.0
+
+
+def test_a_surplus_worker_is_kept_once_the_demand_came_back_for_it() -> None:
+    m = matcher(idle=IdleWindow(120.0))
+    first, second = two_warm_workers(m, 0.0)
+    m.freed(first, 60.0, 70.0, finished=True)
+    m.freed(second, 60.0, 72.0, finished=True)
+    for name, slot in (("c", second), ("d", first)):  # 20 s later, two at once again
+        assert names(m.arrive(Waiter(name), 90.0).seated) == [name]
+        assert slot.busy == 1
+    m.freed(first, 90.0, 100.0, finished=True)
+    m.freed(second, 90.0, 102.0, finished=True)
+    assert m.release_at(first) == 100.0 + 120.0  # a surplus gap was seen: kept like the last
+
+
 def test_a_stalled_worker_is_replaced_then_given_up_once_nobody_waits() -> None:
     m = matcher(max_workers=2)
     a = Waiter("a")

@@ -106,6 +106,32 @@ async def test_workers_are_requested_under_the_endpoints_max_workers_for_every_r
         assert len(await table_of(a).rows()) == 4
 
 
+async def test_no_worker_is_asked_for_when_the_seats_serve_every_replicas_line_sooner(
+    spot: StoreSpot,
+) -> None:
+    async with spot.open() as a, spot.open() as b:
+        await migrate(a, POOL)
+        owner, other = table_of(a), table_of(b)
+        await warm_worker(owner, capacity=1)
+        assert await other.take() is not None  # its 1 s generation has just begun
+        await other.set_demand(3)
+
+        async def ask(ready_in_s: float) -> int:
+            rows = await owner.request(
+                0,
+                demand_fallback=0,
+                max_workers=4,
+                capacity=1,
+                protocol="v2",
+                ready_in_s=ready_in_s,
+                generation_s=1.0,
+            )
+            return len(rows)
+
+        assert await ask(60.0) == 0  # the busy seat serves the three long before a new worker
+        assert await ask(2.0) == 1  # one ready in 2 s starts the third sooner than the seat
+
+
 async def test_an_owner_releases_only_a_worker_no_replica_has_a_seat_on_and_then_none_can(
     spot: StoreSpot,
 ) -> None:

@@ -66,7 +66,7 @@ from ._cluster_runner import Adoption, ClusterRunner
 from ._cluster_table import PoolTable, SeatTaken, WorkerRow
 from ._drivers import Released, driver_for
 from ._handle import Seat, WakeReceipt, WorkerHandle
-from ._idle import IdleWindow
+from ._idle import IdleWindow, SurplusWindow
 from ._journal import LeaseJournal
 from ._matcher import WorkerSlot
 from ._observer import NO_OBSERVER, ObserveWorker, WorkerFacts, WorkerObserver
@@ -74,6 +74,7 @@ from ._pool import PoolStatus
 from ._pool_parts import QueueDiagnosis, lease_terms
 from ._pool_parts import Waiter as _Waiter
 from ._runner import RunnerTimes, SwarmFactory
+from ._scaling import late_after
 from ._v1 import V1Protocol
 from ._v2 import LeaseTerms, V2Protocol
 from ._waiting import Waiting, WaitingCallback, WaitReason
@@ -87,7 +88,9 @@ __all__ = ["ClusterPool"]
 log = logging.getLogger("swarmpod.workers")
 
 _CLOSE_MARGIN_S: Final = 5.0
-_SURPLUS_IDLE_MIN_S: Final = 10.0
+# A seat freed here is taken by another replica's line within a notification's round trip: a
+# worker is not surplus before this long (this replica does not see the others' lines).
+_HANDOFF_S: Final = 0.5
 _GENERATIONS_KEPT: Final = 20
 # A take that found no seat while a warm worker had one raced another replica's take.
 _RACED_RETRIES: Final = 5
@@ -146,6 +149,7 @@ class ClusterPool:
         self._endpoint_id = endpoint_id
         self._idle = idle
         self._max_workers = 1 if driver.seats is not None else max_workers
+        self._surplus = SurplusWindow(idle, max_workers=self._max_workers, handoff_s=_HANDOFF_S)
         self._times = times
         self._swarm_for = swarm_for
         self._journal = journal
@@ -220,6 +224,7 @@ class ClusterPool:
             raise OrchestratorClosingError()
         waiter = _Waiter(report, arrived=time.time())
         self._line.append(waiter)
+        self._observe_demand()
         self._rescale = True
         self._poke_seater()
         try:
@@ -228,6 +233,7 @@ class ClusterPool:
             with anyio.CancelScope(shield=True):
                 if waiter in self._line:
                     self._line.remove(waiter)
+                    self._observe_demand()
                     self._poke_seater()
                 if waiter.seat is not None:
                     await self.give_back(waiter.seat)
@@ -243,6 +249,7 @@ class ClusterPool:
             self._own_seats[ref.worker] = held
         else:
             self._own_seats.pop(ref.worker, None)
+        self._observe_demand()
         self._generations.append(max(0.0, anyio.current_time() - seat.taken_at))
         try:
             await self.table.give_back(ref.seat_id, retire=broken)
@@ -422,8 +429,7 @@ class ClusterPool:
 
     def late_after_s(self) -> float:
         """How long after its request a coming worker is late."""
-        expected = self._idle.cold_start_s
-        return max(expected * 1.25, expected + 20.0)
+        return late_after(self._idle.cold_start_s)
 
     @property
     def expected_cold_start_s(self) -> float:
@@ -442,11 +448,7 @@ class ClusterPool:
         # the keeper: the idle worker of the whole pool used last; the others are surplus
         keeper = max(self._idle_at.items(), key=lambda item: (item[1], item[0]), default=None)
         if keeper is not None and keeper[0] != slot.number and slot.number in self._idle_at:
-            generation = (
-                sum(self._generations) / len(self._generations) if self._generations else None
-            )
-            surplus = window if generation is None else max(2 * generation, _SURPLUS_IDLE_MIN_S)
-            window = min(window, surplus)
+            window = min(window, self._surplus.seconds)
         return max(slot.idle_since + window, slot.warm_at + slot.hold_s)
 
     async def may_release(self, slot: WorkerSlot) -> bool:
@@ -482,6 +484,9 @@ class ClusterPool:
             self._idle_at.pop(news.worker, None)
         elif news.worker not in self._idle_at:
             self._idle_at[news.worker] = now
+            for worker in self._idle_at:  # a new keeper: the others idling are surplus now
+                if worker != news.worker and (runner := self._runners.get(worker)) is not None:
+                    runner.poke()
         if news.event == "gone":
             self._view.pop(news.worker, None)
             ended = self._remote_ended.pop(news.worker, None)
@@ -490,6 +495,7 @@ class ClusterPool:
             self._rescale = True  # a worker less: the line may need another
         else:
             self._view[news.worker] = news
+        self._observe_demand()
         runner = self._runners.get(news.worker)
         if runner is not None and news.event != "gone":
             slot = runner.slot
@@ -553,6 +559,17 @@ class ClusterPool:
 
     # --- internals ------------------------------------------------------------------------
 
+    def _observe_demand(self) -> None:
+        """The workers needed at once: the seats taken (this replica's own count until the
+        table's news of them arrives) and this replica's line."""
+        views = self._view
+        seats = sum(
+            max(views[w].busy if w in views else 0, self._own_seats.get(w, 0))
+            for w in views.keys() | self._own_seats.keys()
+        )
+        seats += len(self._line)
+        self._surplus.observe_demand(-(-seats // self._capacity_estimate), anyio.current_time())
+
     def _poke_seater(self) -> None:
         event, self._wake = self._wake, anyio.Event()
         event.set()
@@ -614,6 +631,10 @@ class ClusterPool:
             protocol=self._driver.name,
             hold_s=hold_s,
             floor=self._floor,
+            ready_in_s=self._idle.cold_start_s,
+            generation_s=(
+                sum(self._generations) / len(self._generations) if self._generations else None
+            ),
         )
         for row in rows:
             self._start_worker(row, hold_s=row.hold_s)

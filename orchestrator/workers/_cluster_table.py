@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ..store import Statements, StateStore
+from ._scaling import late_after, servable_before
 
 __all__ = [
     "CHANNEL",
@@ -265,12 +266,17 @@ class PoolTable:
         protocol: str,
         hold_s: float = 0.0,
         floor: int = 0,
+        ready_in_s: float = 0.0,
+        generation_s: float | None = None,
     ) -> list[WorkerRow]:
         """Ask for the workers the pool needs, under the endpoint's cluster-wide MaxWorkers.
 
         In one transaction holding the endpoint's advisory lock: the generations waiting at
         every replica (``pool_demand``; this replica's own count is ``demand_fallback`` until
-        written), the free seats and the seats on their way; the shortfall in workers of
+        written), less those the seats serve before a worker asked for now would be ready
+        (``ready_in_s``; :func:`servable_before`: free seats now, busy ones when their
+        generation is expected to end unless it is late, the
+        coming workers' when they are expected ready); the shortfall in workers of
         ``capacity`` seats, at least ``wanted`` (prewarm) or the ``floor``, at most what the
         endpoint's MaxWorkers leaves. The rows made are this replica's to run.
         """
@@ -289,9 +295,9 @@ class PoolTable:
                 )
             ]
             waiting = await self._demand(tx, demand_fallback)
-            free = sum(row.free for row in rows)
-            coming = sum(row.capacity for row in rows if row.coming)
-            shortfall = max(0, math.ceil((waiting - free - coming) / max(1, capacity)))
+            seats = await self._seats_free_in(tx, ready_in_s, generation_s)
+            served = servable_before(ready_in_s, seats, generation_s)
+            shortfall = max(0, math.ceil((waiting - served) / max(1, capacity)))
             warm_or_coming = sum(1 for row in rows if row.warm or row.coming)
             count = max(shortfall, wanted, floor - warm_or_coming)
             count = max(0, min(count, max_workers - live))
@@ -315,6 +321,35 @@ class PoolTable:
                 made.append(row)
                 await self._tell(tx, row)
         return made
+
+    async def _seats_free_in(
+        self,
+        tx: Statements,
+        ready_in_s: float,
+        generation_s: float | None,
+    ) -> list[tuple[float, int]]:
+        """(seconds from now, seats) pairs: when each seat of the pool frees or arrives."""
+        expected = generation_s if generation_s is not None else 0.0
+        late = late_after(expected) if generation_s is not None else math.inf
+        seats: list[tuple[float, int]] = []
+        for state, capacity, busy, age in await tx.fetchall(
+            "SELECT state, capacity, busy, EXTRACT(EPOCH FROM now() - requested_at) "
+            "FROM pool_workers WHERE endpoint_id = ? AND key_fingerprint = ?",
+            (self.endpoint_id, self.key_fingerprint),
+        ):
+            if state in COMING_STATES:
+                seats.append((max(0.0, ready_in_s - float(age)), int(capacity)))
+            elif state in ("idle", "busy"):
+                seats.append((0.0, max(0, int(capacity) - int(busy))))
+        for (taken_age,) in await tx.fetchall(
+            "SELECT EXTRACT(EPOCH FROM now() - s.taken_at) FROM pool_seats AS s "
+            "JOIN pool_workers AS w ON w.id = s.worker "
+            "WHERE w.endpoint_id = ? AND w.key_fingerprint = ? AND w.state IN ('idle', 'busy')",
+            (self.endpoint_id, self.key_fingerprint),
+        ):
+            if float(taken_age) < late:  # a late one may run on for long
+                seats.append((max(0.0, expected - float(taken_age)), 1))
+        return seats
 
     async def set_state(self, worker: int, state: str, *, job_id: str | None = None) -> None:
         """The owner writes its worker's chart state (and the job, once known)."""

@@ -21,6 +21,14 @@ So a trace of requests ten minutes apart learns to release at once (no window wo
 caught the next request), a user's session keeps its worker through the pauses it shows, and
 a revival that costs 6 s where a cold start costs 75 s shortens the window only as far as the
 latency guard allows.
+
+That window is the last free worker's. A worker free beside it is *surplus*: it serves again
+only if the endpoint again needs as many workers at once. :class:`SurplusWindow` learns that
+from the endpoint's demand (how many workers its generations need at once): until the demand
+has fallen and risen back to two workers or more, nothing shows a surplus worker will be needed
+again (a batch that drained), and it is released at once; from then on it is kept like the last
+one, and from :data:`MIN_GAPS` such gaps on, for the window that would have cost least over
+them.
 """
 
 from __future__ import annotations
@@ -29,7 +37,13 @@ import statistics
 from collections import deque
 from typing import Final, Literal
 
-__all__ = ["DEFAULT_COLD_START_S", "LONGEST_TYPICAL_COLD_START_S", "MIN_GAPS", "IdleWindow"]
+__all__ = [
+    "DEFAULT_COLD_START_S",
+    "LONGEST_TYPICAL_COLD_START_S",
+    "MIN_GAPS",
+    "IdleWindow",
+    "SurplusWindow",
+]
 
 DEFAULT_COLD_START_S: Final = 60.0
 """The cold start assumed by ``auto`` before the endpoint's first one was measured."""
@@ -133,17 +147,7 @@ class IdleWindow:
 
     def _learnt(self, ceiling: float, restart: float) -> float:
         """The window, up to ``ceiling``, that would have cost least over the recent gaps."""
-        gaps = list(self._gaps)
-        short = sorted(gap for gap in gaps if gap <= ceiling)
-        bursty = len(short) >= WARM_SHARE * len(gaps)
-        best, best_cost = ceiling, float("inf")
-        for window in (0.0, *short, ceiling):
-            if bursty and sum(gap <= window for gap in gaps) < WARM_SHARE * len(gaps):
-                continue
-            cost = sum(IdleWindow.cost_of_gap(gap, window, restart) for gap in gaps)
-            if cost < best_cost - 1e-9:
-                best, best_cost = window, cost
-        return best
+        return cheapest_window(list(self._gaps), ceiling, restart)
 
     @staticmethod
     def cost_of_gap(gap_s: float, window_s: float, cold_start_s: float) -> float:
@@ -153,3 +157,88 @@ class IdleWindow:
         and the next request pays a cold start.
         """
         return gap_s if gap_s <= window_s else window_s + cold_start_s
+
+
+def cheapest_window(gaps: list[float], ceiling: float, restart: float) -> float:
+    """The window, up to ``ceiling``, that would have cost least over ``gaps``, each restart
+    costing ``restart`` seconds; when most gaps are shorter than the ceiling (bursts), one that
+    still catches :data:`WARM_SHARE` of them warm."""
+    short = sorted(gap for gap in gaps if gap <= ceiling)
+    bursty = len(short) >= WARM_SHARE * len(gaps)
+    best, best_cost = ceiling, float("inf")
+    for window in (0.0, *short, ceiling):
+        if bursty and sum(gap <= window for gap in gaps) < WARM_SHARE * len(gaps):
+            continue
+        cost = sum(IdleWindow.cost_of_gap(gap, window, restart) for gap in gaps)
+        if cost < best_cost - 1e-9:
+            best, best_cost = window, cost
+    return best
+
+
+class SurplusWindow:
+    """How long a surplus free worker is kept: one free beside a more recently used one.
+
+    It learns from the endpoint's demand, the workers its generations need at once (seats
+    taken plus generations in line, over a worker's seats; at most ``MaxWorkers``). A *surplus
+    gap* of rank ``r >= 2`` runs from the moment the demand fell below ``r`` to the moment it
+    came back to ``r``: what an ``r``-th worker kept free would have idled.
+
+    >>> surplus = SurplusWindow(IdleWindow(120.0), max_workers=3)
+    >>> for at, workers in ((0, 3), (10, 1)):  # a burst drained
+    ...     surplus.observe_demand(workers, at)
+    >>> surplus.seconds  # nothing shows a second worker will be needed again
+    0.0
+    >>> surplus.observe_demand(2, 40.0)  # it was, 30 s later
+    >>> surplus.gaps, surplus.seconds  # from now on surplus workers keep the whole window
+    ((30.0,), 120.0)
+
+    Args:
+        idle: the endpoint's idle window (the ceiling, the break-even and the restart cost).
+        max_workers: the most workers held at once (demand beyond them is not counted).
+        handoff_s: a seat freed and taken again within this long was handed over, not left
+            idle (replicas sharing a pool see the others' lines only when they take a seat):
+            no gap is counted, and a surplus worker is kept at least this long.
+    """
+
+    def __init__(self, idle: IdleWindow, *, max_workers: int, handoff_s: float = 0.0) -> None:
+        self._idle = idle
+        self._max_workers = max(1, max_workers)
+        self._handoff_s = handoff_s
+        self._level = 0
+        self._fell_at: dict[int, float] = {}  # rank -> when the demand fell below it
+        self._gaps: deque[float] = deque(maxlen=_GAPS)
+
+    def __repr__(self) -> str:
+        return f"SurplusWindow(seconds={self.seconds:g}, gaps={len(self._gaps)})"
+
+    @property
+    def gaps(self) -> tuple[float, ...]:
+        """The surplus gaps seen lately, oldest first."""
+        return tuple(self._gaps)
+
+    def observe_demand(self, workers: int, now: float) -> None:
+        """The endpoint now needs ``workers`` workers at once."""
+        level = min(max(0, workers), self._max_workers)
+        if level < self._level:
+            for rank in range(max(2, level + 1), self._level + 1):
+                self._fell_at[rank] = now
+        elif level > self._level:
+            for rank in range(max(2, self._level + 1), level + 1):
+                fell_at = self._fell_at.pop(rank, None)
+                if fell_at is not None and now - fell_at >= self._handoff_s:
+                    self._gaps.append(now - fell_at)
+        self._level = level
+
+    @property
+    def seconds(self) -> float:
+        """How long a surplus free worker is kept now (never longer than the last one)."""
+        window = self._idle.seconds
+        if not self._gaps:
+            learnt = 0.0
+        elif len(self._gaps) < MIN_GAPS:
+            learnt = window
+        else:
+            learnt = cheapest_window(
+                list(self._gaps), self._idle.break_even_s, self._idle.restart_s
+            )
+        return min(window, max(learnt, self._handoff_s))

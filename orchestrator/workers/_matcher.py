@@ -23,7 +23,8 @@ from statecharts import WorkerChart
 
 from ..errors import ProtocolMismatchError, WorkerNotReadyError
 from ..runpod import Job
-from ._idle import IdleWindow
+from ._idle import IdleWindow, SurplusWindow
+from ._scaling import late_after as default_late_after
 from ._scaling import servable_before
 from ._waiting import Waiting, WaitReason
 
@@ -31,8 +32,6 @@ __all__ = ["Plan", "SeatMatcher", "WorkerSlot"]
 
 W = TypeVar("W")
 
-# A free worker idling beside a more recently used one is kept at least this long.
-_SURPLUS_IDLE_MIN_S: Final = 10.0
 # How many recent generations the expected generation time is the mean of.
 _GENERATIONS_KEPT: Final = 20
 # Until one ended, a generation is expected to hold its seat this long (an SDXL image takes
@@ -190,11 +189,10 @@ class SeatMatcher(Generic[W]):
         max_workers: int,
         shared: bool = False,
         probing: bool = False,
-        late_after: Callable[[float], float] = lambda expected: max(
-            expected * 1.25, expected + 20.0
-        ),
+        late_after: Callable[[float], float] = default_late_after,
     ) -> None:
         self._idle = idle
+        self._surplus = SurplusWindow(idle, max_workers=max_workers)
         self._max_workers = max_workers
         self._shared = shared
         self.probing = probing
@@ -284,9 +282,9 @@ class SeatMatcher(Generic[W]):
         return self._best_free()
 
     def release_at(self, slot: WorkerSlot) -> float:
-        """When a free warm worker is released: its idle window after its last generation, a
-        shorter one beside a more recently used idle worker, never under a prewarm hold or
-        while a prewarm floor keeps it (inf)."""
+        """When a free warm worker is released: its idle window after its last generation, the
+        surplus window (:class:`SurplusWindow`) beside a more recently used idle worker, never
+        under a prewarm hold or while a prewarm floor keeps it (inf)."""
         if self._closing:
             return -math.inf
         if self._floor_keeps():
@@ -295,9 +293,7 @@ class SeatMatcher(Generic[W]):
         idle = [other for other in self._workers if other.chart.is_warm and other.busy == 0]
         keeper = max(idle, key=lambda other: (other.idle_since, other.number), default=None)
         if keeper is not None and keeper is not slot:
-            generation = self.generation_s
-            surplus = window if generation is None else max(2 * generation, _SURPLUS_IDLE_MIN_S)
-            window = min(window, surplus)
+            window = min(window, self._surplus.seconds)
         return max(slot.idle_since + window, slot.warm_at + slot.hold_s)
 
     # --- events -------------------------------------------------------------------------
@@ -316,6 +312,7 @@ class SeatMatcher(Generic[W]):
             self._idle.observe_gap(now - self._all_free_since)
         self._all_free_since = None
         self._seat(slot, now)
+        self._observe_demand(now)
 
     def leave(self, waiter: W, now: float) -> Plan[W]:
         """A generation still in line gave up (cancelled, timed out)."""
@@ -407,6 +404,7 @@ class SeatMatcher(Generic[W]):
             waiter, arrived = head
             self._seat(slot, now)
             plan.seated.append((waiter, slot, slot is fresh and slot.warm_at > arrived))
+        self._observe_demand(now)
         if self._closing:
             return plan
         self._scale(plan, now)
@@ -496,6 +494,10 @@ class SeatMatcher(Generic[W]):
         free = [slot for slot in self._workers if slot.free > 0]
         # The most recently used first: the others idle out sooner, which is cheaper.
         return max(free, key=lambda slot: (slot.busy, slot.idle_since), default=None)
+
+    def _observe_demand(self, now: float) -> None:
+        seats = sum(slot.busy for slot in self._workers) + self._line.count
+        self._surplus.observe_demand(-(-seats // self._capacity_estimate), now)
 
     def _busy_anywhere(self) -> bool:
         return any(slot.busy for slot in self._workers)

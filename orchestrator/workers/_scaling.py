@@ -5,7 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["servable_before"]
+__all__ = ["late_after", "servable_before"]
+
+
+def late_after(expected_s: float) -> float:
+    """How long something expected to take ``expected_s`` may run before it is late: well past
+    its expected time (a quarter more, and at least 20 s more)."""
+    return max(expected_s * 1.25, expected_s + 20.0)
 
 
 def servable_before(
