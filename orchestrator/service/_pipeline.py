@@ -13,26 +13,66 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 from aiohttp import WSMsgType, web
 
-from observability import request_span
+from observability import Telemetry, request_span
 
-from ..accounts import User
+from ..accounts import Accounts, User
+from ..models import ModelRegistry
+from ._backends import Backend
 from ._envelope import ApiRefusalError, bad_request, ok, parse_json_object, read_body
-from ._sessions import Session
+from ._sessions import Session, SessionStore
 
-if TYPE_CHECKING:
-    from ._service import SwarmpodService
-
-__all__ = ["Call", "Route", "handle_api", "unauthorized"]
+__all__ = ["Call", "Route", "Served", "handle_api", "unauthorized"]
 
 log = logging.getLogger("swarmpod.service")
 
 _FIRST_MESSAGE_S: Final = 60.0
 _BAD_PERMISSIONS: Final = "You lack permissions for this route."
+
+
+class Served(Protocol):
+    """What the API pipeline and its routes read of the running service."""
+
+    @property
+    def backends(self) -> list[Backend]:
+        """The endpoints served, one orchestrator each."""
+
+    @property
+    def sessions(self) -> SessionStore:
+        """The SwarmUI sessions handed out."""
+
+    @property
+    def accounts(self) -> Accounts:
+        """Users, roles, tokens and RunPod keys."""
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """The persisted model catalogs."""
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where the request spans go."""
+
+    @property
+    def server_id(self) -> str:
+        """This process's id, as SwarmUI's ``GetServerInfo`` gives it."""
+
+    @property
+    def version(self) -> str:
+        """The version the API reports."""
+
+    async def authenticate(self, authorization: str | None) -> User | None:
+        """The user an ``Authorization: Bearer`` header names, if any."""
+
+    async def reload_catalogs(self) -> None:
+        """Read every backend's stored catalog again."""
+
+    def next_request_id(self) -> int:
+        """A new request id for WebSocket messages."""
 
 
 @dataclass
@@ -47,7 +87,7 @@ class Call:
         ws: the WebSocket of a ``...WS`` route, else None.
     """
 
-    service: SwarmpodService
+    service: Served
     user: User
     session: Session | None
     body: dict[str, Any]
@@ -77,7 +117,7 @@ class Route:
 
 
 async def handle_api(
-    request: web.Request, service: SwarmpodService, routes: Mapping[str, Route]
+    request: web.Request, service: Served, routes: Mapping[str, Route]
 ) -> web.StreamResponse:
     """Run one request through the pipeline, inside a server span.
 
@@ -91,7 +131,7 @@ async def handle_api(
 
 
 async def _handle_api(
-    request: web.Request, service: SwarmpodService, routes: Mapping[str, Route]
+    request: web.Request, service: Served, routes: Mapping[str, Route]
 ) -> web.StreamResponse:
     name = request.match_info.get("route", "").lower()
     websocket = request.headers.get("Upgrade", "").lower() == "websocket"
@@ -124,7 +164,7 @@ async def _handle_api(
 
 async def _websocket(
     request: web.Request,
-    service: SwarmpodService,
+    service: Served,
     routes: Mapping[str, Route],
     name: str,
     user: User,
@@ -179,7 +219,7 @@ def unauthorized() -> ApiRefusalError:
 def _session_of(
     request: web.Request,
     body: Mapping[str, Any],
-    service: SwarmpodService,
+    service: Served,
     user: User,
     route: Route | None,
 ) -> Session | None:
