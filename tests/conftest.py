@@ -6,14 +6,16 @@ answers in real time, and virtual time would jump past its answers to the next t
 database on the session's PostgreSQL server (``pg_support``): the store tests run on both.
 
 Every test has a wall-clock timeout (pytest-timeout, ``timeout`` in pyproject.toml): a hang
-fails that test, by name, instead of blocking the run. Tests marked ``slow`` (real processes,
-virtual environments built on first use) get :data:`SLOW_TIMEOUT_S`. Test helpers are imported
+fails that test, by name, instead of blocking the run (an async test's from a thread, which
+stops even an event loop that spins). Tests marked ``slow`` (real processes, virtual
+environments built on first use) get :data:`SLOW_TIMEOUT_S`. Test helpers are imported
 by their module name (``from support import world``), never as ``tests.support``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -30,11 +32,26 @@ SLOW_TIMEOUT_S: Final = 300.0
 """The wall-clock timeout of a test marked ``slow`` (one without its own ``timeout`` mark)."""
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give every ``slow`` test without a ``timeout`` mark of its own :data:`SLOW_TIMEOUT_S`."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every ``slow`` test without a ``timeout`` mark of its own :data:`SLOW_TIMEOUT_S`;
+    time async tests out from a thread.
+
+    The default (signal) method raises inside whatever runs when the alarm rings; in an event
+    loop that spins (a callback rescheduling itself at the same virtual instant) that is a
+    callback, whose exception the loop logs and drops, so the test would run on for ever. The
+    thread method ends the test's worker instead, and pytest-xdist reports the test by name.
+    """
+    default = float(config.getini("timeout") or 0)
     for item in items:
-        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
-            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+        marker = item.get_closest_marker("timeout")
+        if marker is not None and marker.args:
+            seconds = float(marker.args[0])
+        else:
+            seconds = SLOW_TIMEOUT_S if item.get_closest_marker("slow") else default
+        is_async = inspect.iscoroutinefunction(getattr(item, "obj", None))
+        if is_async or (marker is None and item.get_closest_marker("slow")):
+            method = "thread" if is_async else "signal"
+            item.add_marker(pytest.mark.timeout(seconds, method=method), append=False)
 
 
 @pytest.fixture(scope="session", autouse=True)
