@@ -27,6 +27,9 @@ Output = tuple[int, str]
 _UNSAFE: Final = re.compile(r'[\\/:*?"<>|\n\r\t]')
 _BAD_BASE64: Final = "data:image/png;base64,@@this is not base64@@"
 _MAX_RANDOM_SEED: Final = 2**31 - 2
+# A wait is at least a microsecond: a shorter one may not move a virtual clock (looptime's
+# moves on a microsecond grid), and a loop waiting for a deadline a hair ahead would spin.
+_MIN_WAIT_S: Final = 1e-6
 _rng = random.Random()
 
 
@@ -85,7 +88,7 @@ class _Run:
             while self.state.backend_state() == "loading":
                 ends = self.state.loading_ends_at()
                 now = anyio.current_time()
-                await anyio.sleep(max(ends - now, 0.0) if ends is not None else 0.5)
+                await anyio.sleep(max(ends - now, _MIN_WAIT_S) if ends is not None else 0.5)
         finally:
             self.session.waiting_backends -= 1
         if self.state.backend_state() != "running":
