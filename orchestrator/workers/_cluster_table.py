@@ -275,8 +275,8 @@ class PoolTable:
         every replica (``pool_demand``; this replica's own count is ``demand_fallback`` until
         written), less those the seats serve before a worker asked for now would be ready
         (``ready_in_s``; :func:`servable_before`: free seats now, busy ones when their
-        generation is expected to end unless it is late, the
-        coming workers' when they are expected ready); the shortfall in workers of
+        generation is expected to end unless it is late, the coming workers' when they are
+        expected ready); the shortfall in workers of
         ``capacity`` seats, at least ``wanted`` (prewarm) or the ``floor``, at most what the
         endpoint's MaxWorkers leaves. The rows made are this replica's to run.
         """
@@ -286,16 +286,17 @@ class PoolTable:
                 "SELECT count(*) FROM pool_workers WHERE endpoint_id = ?", (self.endpoint_id,)
             )
             live = int(live_row[0]) if live_row else 0
-            rows = [
-                WorkerRow.of(row)
+            aged = [
+                (WorkerRow.of(row[:-1]), float(row[-1]))
                 for row in await tx.fetchall(
-                    f"SELECT {_ROW} FROM pool_workers "
+                    f"SELECT {_ROW}, EXTRACT(EPOCH FROM now() - requested_at) FROM pool_workers "
                     "WHERE endpoint_id = ? AND key_fingerprint = ?",
                     (self.endpoint_id, self.key_fingerprint),
                 )
             ]
+            rows = [row for row, _ in aged]
             waiting = await self._demand(tx, demand_fallback)
-            seats = await self._seats_free_in(tx, ready_in_s, generation_s)
+            seats = await self._seats_free_in(tx, aged, ready_in_s, generation_s)
             served = servable_before(ready_in_s, seats, generation_s)
             shortfall = max(0, math.ceil((waiting - served) / max(1, capacity)))
             warm_or_coming = sum(1 for row in rows if row.warm or row.coming)
@@ -325,22 +326,22 @@ class PoolTable:
     async def _seats_free_in(
         self,
         tx: Statements,
+        aged: list[tuple[WorkerRow, float]],
         ready_in_s: float,
         generation_s: float | None,
     ) -> list[tuple[float, int]]:
-        """(seconds from now, seats) pairs: when each seat of the pool frees or arrives."""
+        """(seconds from now, seats) pairs: when the seats of the pool's workers (each with
+        the seconds since it was asked for) free or arrive."""
+        seats: list[tuple[float, int]] = []
+        for row, age in aged:
+            if row.coming:
+                seats.append((max(0.0, ready_in_s - age), row.capacity))
+            elif row.state in ("idle", "busy"):
+                seats.append((0.0, row.free))
+        if not any(row.busy for row, _ in aged):
+            return seats
         expected = generation_s if generation_s is not None else 0.0
         late = late_after(expected) if generation_s is not None else math.inf
-        seats: list[tuple[float, int]] = []
-        for state, capacity, busy, age in await tx.fetchall(
-            "SELECT state, capacity, busy, EXTRACT(EPOCH FROM now() - requested_at) "
-            "FROM pool_workers WHERE endpoint_id = ? AND key_fingerprint = ?",
-            (self.endpoint_id, self.key_fingerprint),
-        ):
-            if state in COMING_STATES:
-                seats.append((max(0.0, ready_in_s - float(age)), int(capacity)))
-            elif state in ("idle", "busy"):
-                seats.append((0.0, max(0, int(capacity) - int(busy))))
         for (taken_age,) in await tx.fetchall(
             "SELECT EXTRACT(EPOCH FROM now() - s.taken_at) FROM pool_seats AS s "
             "JOIN pool_workers AS w ON w.id = s.worker "
