@@ -147,7 +147,7 @@ class IdleWindow:
 
     def _learnt(self, ceiling: float, restart: float) -> float:
         """The window, up to ``ceiling``, that would have cost least over the recent gaps."""
-        return cheapest_window(list(self._gaps), ceiling, restart)
+        return _cheapest_window(list(self._gaps), ceiling, restart)
 
     @staticmethod
     def cost_of_gap(gap_s: float, window_s: float, cold_start_s: float) -> float:
@@ -159,7 +159,7 @@ class IdleWindow:
         return gap_s if gap_s <= window_s else window_s + cold_start_s
 
 
-def cheapest_window(gaps: list[float], ceiling: float, restart: float) -> float:
+def _cheapest_window(gaps: list[float], ceiling: float, restart: float) -> float:
     """The window, up to ``ceiling``, that would have cost least over ``gaps``, each restart
     costing ``restart`` seconds; when most gaps are shorter than the ceiling (bursts), one that
     still catches :data:`WARM_SHARE` of them warm."""
@@ -238,7 +238,7 @@ class SurplusWindow:
         elif len(self._gaps) < MIN_GAPS:
             learnt = window
         else:
-            learnt = cheapest_window(
+            learnt = _cheapest_window(
                 list(self._gaps), self._idle.break_even_s, self._idle.restart_s
             )
         return min(window, max(learnt, self._handoff_s))
