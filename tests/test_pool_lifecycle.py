@@ -13,6 +13,7 @@ from support import idled_out, world
 from orchestrator import GenerationResult, OrchestratorError
 from orchestrator.emulator import EmulatedEndpoint, EndpointConfig
 from orchestrator.emulator.swarm import SwarmConfig
+from orchestrator.workers import PROBE_INTERVAL_S
 
 pytestmark = pytest.mark.anyio
 
@@ -61,7 +62,7 @@ async def test_a_cancelled_generation_whose_lease_ends_underneath_ends_once_leak
             (lease,) = lease_jobs(w.endpoint)
             w.endpoint.cancel(lease)  # the platform ends the lease ...
             tasks.cancel_scope.cancel()  # ... as the caller gives up, at the same instant
-        await anyio.sleep(1)
+        await anyio.sleep(PROBE_INTERVAL_S + 1)  # the next probe of its gateway finds it closed
 
         assert paths == []  # cancelled (the caller's own cancellation), not a failure
         cancels = [route for _, route, _ in w.endpoint.api_calls if route == "cancel"]

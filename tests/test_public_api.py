@@ -87,6 +87,7 @@ PUBLIC = {
         "JournalEntry",
         "LeaseJournal",
         "LeaseTerms",
+        "PROBE_INTERVAL_S",
         "PoolStatus",
         "PrewarmRule",
         "PrewarmSchedule",

@@ -6,7 +6,8 @@
   :class:`WorkerSession`: one use of one worker, given back on every path.
 - :class:`Admission`: the ``MaxConcurrent`` limit; :class:`IdleWindow`; prewarm schedules;
   the :class:`LeaseJournal` that makes release crash-safe; :class:`GpuBudget` per user.
-- :class:`V1Protocol` and :class:`V2Protocol`: the two worker protocols' RunPod jobs.
+- :class:`V1Protocol` and :class:`V2Protocol`: the two worker protocols' RunPod jobs; a held
+  v2 worker is watched through its own gateway every :data:`PROBE_INTERVAL_S` (no RunPod call).
 - :class:`ClusterPool` and :class:`SharedPools`: with a PostgreSQL store, one warm lease pool
   shared by every ``swarmpod serve`` replica (its design: ``_cluster_pool``).
 """
@@ -15,6 +16,7 @@ from ._admission import Admission as Admission
 from ._budget import GpuBudget as GpuBudget
 from ._cluster import SharedPools as SharedPools
 from ._cluster_pool import ClusterPool as ClusterPool
+from ._drivers import PROBE_INTERVAL_S as PROBE_INTERVAL_S
 from ._handle import Seat as Seat
 from ._handle import WorkerHandle as WorkerHandle
 from ._idle import IdleWindow as IdleWindow
@@ -38,6 +40,7 @@ from ._waiting import WaitingCallback as WaitingCallback
 from ._waiting import WaitReason as WaitReason
 
 __all__ = [
+    "PROBE_INTERVAL_S",
     "Admission",
     "AutoStation",
     "ClusterPool",

@@ -1,7 +1,8 @@
 """The two ways of holding a worker, as one interface the worker's runner drives.
 
 - :class:`LeaseDriver` (protocol v2): one ``lease`` job; its first streamed output hands the
-  worker over; a long-poll of its stream notices the worker ending it; ``/cancel`` releases it.
+  worker over; while it is held, its own gateway is asked whether it still answers (RunPod is
+  asked only when it does not); ``/cancel`` releases it.
 - :class:`WakeDriver` (protocol v1): a ``wakeup`` job polled until it completes, then a
   ``keepalive`` job at once that holds the worker, renewed before it ends; cancelling the
   keepalive (and a wake-up still pending) releases it.
@@ -11,6 +12,7 @@ The runner needs nothing else of a protocol, so both walk the same worker chart.
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -26,18 +28,25 @@ from ._v1 import V1Protocol, receipt_from
 from ._v2 import LeaseTerms, V2Protocol
 
 __all__ = [
+    "Answers",
     "Kept",
     "LeaseDriver",
     "Polled",
     "Released",
     "WakeDriver",
+    "Watched",
     "WorkerDriver",
     "driver_for",
 ]
 
 log = logging.getLogger("swarmpod.workers")
 
-_WARM_POLL_MS: Final = 300_000
+PROBE_INTERVAL_S: Final = 5.0
+"""Seconds between two probes of a held v2 worker: one light SwarmUI request through its
+gateway (no RunPod call); RunPod is asked (one ``/status``) only when it went unanswered."""
+# A worker whose lease RunPod still runs but whose SwarmUI left this many probes in a row
+# unanswered is lost (and released).
+_SILENT_PROBES: Final = 3
 # Submit the next keepalive this long before the current one ends: under RunPod's 4 s queue
 # delay (no extra worker starts) and its 5 s idle timeout (the worker waits for it).
 _RENEW_AHEAD_S: Final = 2.0
@@ -78,6 +87,19 @@ class Released:
     execution_ms: int | None = None
 
 
+class Watched(enum.Enum):
+    """How the watch of a held worker ended (a failure raises instead)."""
+
+    ENDED = "ended"
+    """The worker ended its job itself (the lease's idle or maximum time, the platform)."""
+    SILENT = "silent"
+    """The worker stopped answering while RunPod still runs its job: retire and release it."""
+
+
+Answers = Callable[[], Awaitable[bool]]
+"""Whether the held worker's SwarmUI answers one light request (through its gateway, bounded)."""
+
+
 class Kept:
     """A withdrawal came too late: RunPod already runs the job (a worker bills for it)."""
 
@@ -91,6 +113,8 @@ class WorkerDriver(Protocol):
     """Seats of one worker, or None: as many as its SwarmUI's backends run at once."""
     retires: bool
     """Its hold has a maximum age (a lease's ``max_lease_seconds``): retire before it."""
+    ends_idle: bool
+    """Its worker ends its hold itself when idle (a lease's ``idle_seconds``): release before."""
 
     @property
     def client(self) -> RunPodClient:
@@ -103,9 +127,16 @@ class WorkerDriver(Protocol):
         """Wait (up to about ``wait_s``) for news of the job: running, handed over, lost."""
 
     async def watch(
-        self, handle: WorkerHandle, on_renewed: Callable[[str], Awaitable[None]]
-    ) -> None:
-        """Return when the worker ended its job itself; raise when it failed."""
+        self,
+        handle: WorkerHandle,
+        on_renewed: Callable[[str], Awaitable[None]],
+        answers: Answers,
+    ) -> Watched:
+        """Return when the worker ended its job itself or stopped answering; raise when it
+        failed.
+
+        ``on_renewed`` hears of a new job holding the worker; ``answers`` asks the worker's
+        SwarmUI whether it still answers."""
 
     async def withdraw(self, job_id: str) -> Released | Kept:
         """Take a queued job back (``/status``, then ``/cancel`` if it is still queued)."""
@@ -122,6 +153,7 @@ class LeaseDriver:
     name: str = "v2"
     seats: int | None = None
     retires: bool = True
+    ends_idle: bool = True
 
     @property
     def client(self) -> RunPodClient:
@@ -143,19 +175,42 @@ class LeaseDriver:
         return Polled(job, running=state is not JobStatus.IN_QUEUE, handle=handle)
 
     async def watch(
-        self, handle: WorkerHandle, on_renewed: Callable[[str], Awaitable[None]]
-    ) -> None:
-        """Long-poll the lease's stream (five minutes at a time) until the job ends."""
-        assert handle.hold_job_id is not None
+        self,
+        handle: WorkerHandle,
+        on_renewed: Callable[[str], Awaitable[None]],
+        answers: Answers,
+    ) -> Watched:
+        """Ask the worker itself, every :data:`PROBE_INTERVAL_S`, whether it still answers.
+
+        A lease's job streams nothing after the hand-over, so RunPod would only be watched by
+        a ``/stream`` long-poll (one RunPod call per lease, and one more every five minutes);
+        the worker's gateway tells the same for free: it refuses once the lease ended (the
+        token is revoked) and cannot be reached once the worker is gone. Only an unanswered
+        probe costs a RunPod call, one ``/status``: the lease ended (ENDED), or RunPod still
+        runs it (a worker silent :data:`_SILENT_PROBES` probes in a row is SILENT).
+        """
+        job_id = handle.hold_job_id
+        assert job_id is not None
+        silent = 0
         while True:
-            try:
-                chunk = await self.client.stream(handle.hold_job_id, wait_ms=_WARM_POLL_MS)
-            except OrchestratorError as exc:
-                log.warning("[RunPodServerless] watching lease %s: %s", handle.hold_job_id, exc)
-                await anyio.sleep(self.protocol.poll_interval * 5)
+            await anyio.sleep(PROBE_INTERVAL_S)
+            if await answers():
+                silent = 0
                 continue
-            if chunk.state.is_terminal:
-                return
+            try:
+                job = await self.client.status(job_id)
+            except OrchestratorError as exc:
+                log.warning(
+                    "[RunPodServerless] lease %s: its worker did not answer, nor RunPod: %s",
+                    job_id,
+                    exc,
+                )
+                continue
+            if job.state.is_terminal:
+                return Watched.ENDED
+            silent += 1
+            if silent >= _SILENT_PROBES:
+                return Watched.SILENT
 
     async def withdraw(self, job_id: str) -> Released | Kept:
         """Cancel the lease if RunPod still holds it queued."""
@@ -180,6 +235,7 @@ class WakeDriver:
     name: str = "v1"
     seats: int | None = SHARED_SEATS
     retires: bool = False
+    ends_idle: bool = False
 
     @property
     def client(self) -> RunPodClient:
@@ -202,8 +258,11 @@ class WakeDriver:
         return Polled(job, running=True, handle=await self.protocol.hold(receipt))
 
     async def watch(
-        self, handle: WorkerHandle, on_renewed: Callable[[str], Awaitable[None]]
-    ) -> None:
+        self,
+        handle: WorkerHandle,
+        on_renewed: Callable[[str], Awaitable[None]],
+        answers: Answers,
+    ) -> Watched:
         """Confirm the keepalive runs, then renew it just before it ends, for as long as the
         worker is held; raise if a keepalive ended under it."""
         await self.protocol.confirm_hold(handle)

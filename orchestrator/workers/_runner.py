@@ -30,7 +30,7 @@ from ..errors import (
 from ..runpod import Job
 from ..secrets import Secret
 from ..swarmui import SwarmUIClient
-from ._drivers import Kept, Released, WorkerDriver
+from ._drivers import PROBE_INTERVAL_S, Answers, Kept, Released, Watched, WorkerDriver
 from ._handle import WorkerHandle
 from ._journal import LeaseJournal
 from ._matcher import WorkerSlot
@@ -52,6 +52,9 @@ _EARLY_DIAGNOSIS_S: Final = 8.0
 _LATE_POLL_S: Final = 60.0
 # A lease is retired this long (plus the generation timeout) before its max_lease_seconds.
 RECYCLE_MARGIN_S: Final = 120.0
+# An idle lease is released this long before its worker would end it itself (its idle or
+# startup-grace time): nothing tells of that end at once, and a generation sent just then fails.
+_SELF_END_MARGIN_S: Final = 10.0
 
 SwarmFactory = Callable[[WorkerHandle], SwarmUIClient]
 
@@ -124,6 +127,7 @@ class WorkerRunner:
         self._end_confirmed = False  # RunPod confirmed the job ended (cancelled or by itself)
         self._ended_by_itself = False
         self._booting_since: float | None = None
+        self._lease_started_at: float | None = None  # None: not handed over here (adopted)
 
     @property
     def handle(self) -> WorkerHandle | None:
@@ -179,6 +183,7 @@ class WorkerRunner:
         self._handle = handle
         await self._journal_job(handle.hold_job_id)
         chart.send("handed_over")
+        self._lease_started_at = anyio.current_time()
         self._observer.handed_over(handle.worker_id)
         self._pool.confirmed(self._driver.name)
         self._set_reason(WaitReason.BOOTING)
@@ -367,26 +372,59 @@ class WorkerRunner:
         """Keep the warm worker until it is released or ends its job itself."""
         assert self._handle is not None
         ended = anyio.Event()
+        silent = anyio.Event()
         failure: Exception | None = None
         async with anyio.create_task_group() as beside:
 
             async def watch() -> None:
                 nonlocal failure
                 assert self._handle is not None
+                watched = Watched.ENDED
                 try:
-                    await self._driver.watch(self._handle, self._journal_job)
+                    watched = await self._driver.watch(
+                        self._handle, self._journal_job, self._answerer(self._handle)
+                    )
                 except Exception as exc:  # re-raised below, not wrapped in an exception group
                     failure = exc
-                ended.set()
+                (silent if watched is Watched.SILENT else ended).set()
                 self.poke()
 
             beside.start_soon(watch)
-            await self._until_released(ended)
+            await self._until_released(ended, silent)
             beside.cancel_scope.cancel()
         if failure is not None and not self.slot.chart.is_terminated:
             raise failure
 
-    async def _until_released(self, ended: anyio.Event) -> None:
+    def _ends_itself_at(self) -> float:
+        """When an idle lease's worker would end it itself, less a margin: its startup grace
+        after the lease started until its first generation, then its idle time after the last
+        one (inf: the worker never does, or the lease started elsewhere)."""
+        started = self._lease_started_at
+        if not self._driver.ends_idle or started is None:
+            return math.inf
+        if self.slot.served == 0:
+            ends = started + self._terms.startup_grace_seconds
+        else:
+            ends = self.slot.idle_since + self._terms.idle_seconds
+        return ends - _SELF_END_MARGIN_S
+
+    def _answerer(self, handle: WorkerHandle) -> Answers:
+        """Asks the worker's SwarmUI for its status (one request through its gateway, bounded
+        like the probe's interval): whether it answered."""
+        swarm = self._swarm_for(handle)
+
+        async def answers() -> bool:
+            with anyio.move_on_after(PROBE_INTERVAL_S):
+                try:
+                    await swarm.get_current_status()
+                except OrchestratorError:
+                    return False
+                return True
+            return False
+
+        return answers
+
+    async def _until_released(self, ended: anyio.Event, silent: anyio.Event) -> None:
         chart = self.slot.chart
         retire_at = math.inf
         if self._driver.retires:
@@ -405,13 +443,22 @@ class WorkerRunner:
                     self._pool.changed()
                 return
             now = anyio.current_time()
+            if silent.is_set() and chart.is_warm:
+                chart.send("retire")
+                log.warning(
+                    "[RunPodServerless] %s stopped answering while RunPod runs its job; retired",
+                    self.slot.label,
+                )
+                self._pool.changed()
             if now >= retire_at and chart.is_warm:
                 chart.send("retire")
                 self._pool.changed()
             deadline = math.inf if chart.state_id == "retiring" else retire_at
             if self.slot.busy == 0:
                 release_at = (
-                    -math.inf if chart.state_id == "retiring" else self._pool.release_at(self.slot)
+                    -math.inf
+                    if chart.state_id == "retiring"
+                    else min(self._pool.release_at(self.slot), self._ends_itself_at())
                 )
                 if now >= release_at and await self._pool.may_release(self.slot):
                     await self._release_warm()

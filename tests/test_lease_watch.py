@@ -1,0 +1,108 @@
+"""A held v2 worker is watched through its own gateway, not through RunPod.
+
+A lease streams nothing after the hand-over; RunPod would only tell of its end to a ``/stream``
+long-poll kept open (a call per lease, and one more every five minutes). The worker's gateway
+tells it for nothing: it refuses once the lease ended (the token is revoked) and cannot be
+reached once the worker is gone. RunPod is asked (one ``/status``) only when a probe went
+unanswered, and a lease whose worker would end it itself is released just before.
+
+Every test runs the real engine against the emulator over loopback HTTP in virtual time;
+RunPod calls are counted at the emulator's routes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import anyio
+import pytest
+from support import World, idled_out, world
+
+from orchestrator import GenerationResult
+from orchestrator.emulator import EmulatedEndpoint, EmulatedJob, EndpointConfig
+from orchestrator.workers import PROBE_INTERVAL_S
+
+pytestmark = pytest.mark.anyio
+
+PARAMS = {"prompt": "a lighthouse", "width": 64, "height": 64, "steps": 4}
+
+
+def v2(**overrides: Any) -> EndpointConfig:
+    return replace(
+        EndpointConfig(protocol="v2", cold_start_s=60.0, idle_timeout_s=5.0), **overrides
+    )
+
+
+def lease(endpoint: EmulatedEndpoint) -> EmulatedJob:
+    (job,) = [job for job in endpoint.jobs.values() if job.input.get("action") == "lease"]
+    return job
+
+
+def routes(endpoint: EmulatedEndpoint) -> list[str]:
+    return sorted(route for _method, route, _status in endpoint.api_calls)
+
+
+async def generate(w: World, seed: int) -> GenerationResult:
+    return await w.orch.generate({**PARAMS, "seed": seed})
+
+
+async def test_a_worker_held_warm_for_twenty_minutes_costs_no_runpod_call_while_it_answers() -> (
+    None
+):
+    async with world(v2(), IdleTimeoutSec=1800) as w:
+        first = await generate(w, 1)
+        await anyio.sleep(1200)  # a /stream long-poll would have been renewed four times
+        assert routes(w.endpoint) == ["run", "stream"]  # the request and its hand-over only
+        second = await generate(w, 2)
+        assert second.cold_start is False and second.worker_id == first.worker_id
+        assert routes(w.endpoint) == ["run", "stream"]
+
+
+async def test_a_lease_ended_by_the_platform_is_seen_within_a_probe_for_one_status() -> None:
+    async with world(v2(), IdleTimeoutSec=600) as w:
+        await generate(w, 1)
+        w.endpoint.cancel(lease(w.endpoint))  # not by swarmpod: no /cancel route called
+        await anyio.sleep(PROBE_INTERVAL_S + 1)
+        assert w.orch.status().warm == 0
+        assert routes(w.endpoint) == ["run", "status", "stream"]
+        again = await generate(w, 2)
+        assert again.cold_start is True
+
+
+async def test_a_worker_that_stops_answering_while_runpod_runs_its_lease_is_released() -> None:
+    async with world(v2(), IdleTimeoutSec=600) as w:
+        await generate(w, 1)
+        # its SwarmUI hangs: every probe goes unanswered, while RunPod still runs the lease
+        w.endpoint.swarm_faults.latency("GetCurrentStatus", 3600.0, times=100)
+        await anyio.sleep(3 * 2 * PROBE_INTERVAL_S + 1)  # three probes, each waited for in full
+        assert lease(w.endpoint).status == "CANCELLED"  # released: it bills no longer
+        assert routes(w.endpoint) == ["cancel", "run", "status", "status", "status", "stream"]
+        assert w.orch.status().warm == 0
+        assert await idled_out(w.endpoint) == []
+
+
+async def test_a_probe_that_goes_unanswered_once_does_not_cost_the_worker() -> None:
+    async with world(v2(), IdleTimeoutSec=600) as w:
+        first = await generate(w, 1)
+        w.endpoint.swarm_faults.latency("GetCurrentStatus", 3600.0, times=1)
+        await anyio.sleep(3 * PROBE_INTERVAL_S)
+        assert lease(w.endpoint).status == "IN_PROGRESS"
+        assert routes(w.endpoint) == ["run", "status", "stream"]
+        again = await generate(w, 2)
+        assert again.cold_start is False and again.worker_id == first.worker_id
+
+
+async def test_an_idle_lease_is_released_before_its_worker_would_end_it_itself() -> None:
+    # `auto` asks the first lease for the assumed 60 s window plus a margin (120 s); the
+    # worker's cold start, measured at 200 s, then makes the window 200 s: the worker would end
+    # its lease 120 s after its generation, long before swarmpod's window runs out.
+    async with world(v2(cold_start_s=200.0), IdleTimeoutSec="auto", StartupTimeoutSec=400) as w:
+        await generate(w, 1)
+        job = lease(w.endpoint)
+        assert job.input["idle_seconds"] == 120
+        assert w.orch.status().idle_window_s > 120
+        await anyio.sleep(119)
+        assert job.status == "CANCELLED"  # swarmpod's /cancel: not COMPLETED ("ended: idle")
+        assert "cancel" in routes(w.endpoint)
+        assert w.orch.status().warm == 0
