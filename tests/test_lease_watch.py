@@ -21,6 +21,7 @@ from support import World, idled_out, world
 
 from orchestrator import GenerationResult
 from orchestrator.emulator import EmulatedEndpoint, EmulatedJob, EndpointConfig
+from orchestrator.emulator.swarm import SwarmConfig
 from orchestrator.workers import PROBE_INTERVAL_S
 
 pytestmark = pytest.mark.anyio
@@ -106,3 +107,19 @@ async def test_an_idle_lease_is_released_before_its_worker_would_end_it_itself()
         assert job.status == "CANCELLED"  # swarmpod's /cancel: not COMPLETED ("ended: idle")
         assert "cancel" in routes(w.endpoint)
         assert w.orch.status().warm == 0
+
+
+async def test_a_worker_busy_with_a_long_generation_is_not_probed_into_retirement() -> None:
+    slow = SwarmConfig(seconds_per_step=30.0)  # 4 steps: two minutes on the worker
+    async with world(v2(swarm=slow), IdleTimeoutSec=600, GenerationTimeoutSec=600) as w:
+        first = await generate(w, 1)
+        # from now on its status answers come late; its generations still come back
+        w.endpoint.swarm_faults.latency("GetCurrentStatus", 3600.0, times=100)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(generate, w, 2)
+            await anyio.sleep(100)
+            assert lease(w.endpoint).status == "IN_PROGRESS"
+        assert routes(w.endpoint) == ["run", "stream"]  # not one /status: never asked
+        w.endpoint.swarm_faults.clear()
+        third = await generate(w, 3)
+        assert third.cold_start is False and third.worker_id == first.worker_id

@@ -410,10 +410,13 @@ class WorkerRunner:
 
     def _answerer(self, handle: WorkerHandle) -> Answers:
         """Asks the worker's SwarmUI for its status (one request through its gateway, bounded
-        like the probe's interval): whether it answered."""
+        like the probe's interval): whether it answered. A busy worker is not asked: its
+        generations speak for it (one that fails to reach it retires it)."""
         swarm = self._swarm_for(handle)
 
         async def answers() -> bool:
+            if self.slot.busy:
+                return True
             with anyio.move_on_after(PROBE_INTERVAL_S):
                 try:
                     await swarm.get_current_status()
