@@ -402,10 +402,11 @@ class WorkerRunner:
         started = self._lease_started_at
         if not self._driver.ends_idle or started is None:
             return math.inf
-        if self.slot.served == 0:
+        slot = self.slot
+        if slot.served == 0 and slot.idle_since <= slot.warm_at:  # no generation, anywhere
             ends = started + self._terms.startup_grace_seconds
         else:
-            ends = self.slot.idle_since + self._terms.idle_seconds
+            ends = slot.idle_since + self._terms.idle_seconds
         return ends - _SELF_END_MARGIN_S
 
     def _answerer(self, handle: WorkerHandle) -> Answers:
