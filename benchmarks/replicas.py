@@ -22,6 +22,7 @@ import math
 import os
 import re
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -46,6 +47,7 @@ __all__ = ["Trace", "TraceOutcome", "bursts", "main", "run_trace", "serve_url"]
 ENDPOINT: Final = "ep"
 KEY: Final = "replica-bench-key-0123456789"
 MAX_WORKERS: Final = 4
+_GPU_RUNS: Final = 3
 STEPS: Final = 2
 SECONDS_PER_STEP: Final = 0.05
 GENERATION_S: Final = STEPS * SECONDS_PER_STEP
@@ -500,6 +502,24 @@ async def _bench(size: int, gap_s: float, bursts_n: int) -> int:
                 runs[name] = await run_trace(
                     trace, replicas=replicas, workdir=workdir, server=server if pg else None
                 )
+            # GPU-s moves by a worker's window from run to run (real time: a release decided
+            # a moment earlier or later), so the goal compares medians of three runs each
+            repeats: dict[str, list[TraceOutcome]] = {
+                "1 replica, SQLite": [runs["1 replica, SQLite"]],
+                "3 replicas, PostgreSQL": [runs["3 replicas, PostgreSQL"]],
+            }
+            for again in range(1, _GPU_RUNS):
+                for name, replicas, pg in (
+                    ("1 replica, SQLite", 1, False),
+                    ("3 replicas, PostgreSQL", 3, True),
+                ):
+                    workdir = Path(tmp) / f"again{again}_{replicas}"
+                    workdir.mkdir()
+                    repeats[name].append(
+                        await run_trace(
+                            trace, replicas=replicas, workdir=workdir, server=server if pg else None
+                        )
+                    )
             saturated: dict[str, TraceOutcome] = {}
             flood = bursts(1, size * bursts_n, 0.0)
             for replicas in (1, 2, 3):
@@ -544,12 +564,29 @@ async def _bench(size: int, gap_s: float, bursts_n: int) -> int:
         "saturated; their ratios are to 1 replica at once)"
     )
     print()
-    single, three = runs["1 replica, SQLite"], runs["3 replicas, PostgreSQL"]
-    gpu_ratio = three.billed_s / single.billed_s
+    three = runs["3 replicas, PostgreSQL"]
+    billed = {name: sorted(o.billed_s for o in outcomes) for name, outcomes in repeats.items()}
+    medians = {name: statistics.median(values) for name, values in billed.items()}
+    gpu_ratio = medians["3 replicas, PostgreSQL"] / medians["1 replica, SQLite"]
+    print(
+        f"GPU-s over {_GPU_RUNS} runs each (sorted; the goal compares the medians): "
+        + "; ".join(
+            f"{name} {' / '.join(f'{v:g}' for v in values)} (median {medians[name]:g})"
+            for name, values in billed.items()
+        )
+    )
+    print()
     goals = [
         (
             "every generation succeeds",
-            all(len(o.ok()) == len(o.sent) for o in (*runs.values(), *saturated.values())),
+            all(
+                len(o.ok()) == len(o.sent)
+                for o in (
+                    *runs.values(),
+                    *saturated.values(),
+                    *(o for outcomes in repeats.values() for o in outcomes),
+                )
+            ),
         ),
         (
             "never more than MaxWorkers up",
@@ -557,7 +594,7 @@ async def _bench(size: int, gap_s: float, bursts_n: int) -> int:
         ),
         ("warm workers shared across replicas", three.shared_seats > 0),
         (
-            f"GPU-s within 10 % of one replica alone (3 replicas: {gpu_ratio:.3f}x)",
+            f"GPU-s within 10 % of one replica alone, medians (3 replicas: {gpu_ratio:.3f}x)",
             abs(gpu_ratio - 1) <= 0.10,
         ),
     ]
