@@ -123,3 +123,13 @@ async def test_a_worker_busy_with_a_long_generation_is_not_probed_into_retiremen
         w.endpoint.swarm_faults.clear()
         third = await generate(w, 3)
         assert third.cold_start is False and third.worker_id == first.worker_id
+
+
+async def test_a_lease_runpod_no_longer_knows_has_ended_and_is_not_asked_about_again() -> None:
+    # the platform ends the lease and forgets the job at once (its status answers 404)
+    async with world(v2(run_retention_s=0.0), IdleTimeoutSec=600) as w:
+        await generate(w, 1)
+        w.endpoint.cancel(lease(w.endpoint))
+        await anyio.sleep(6 * PROBE_INTERVAL_S)
+        assert w.orch.status().warm == 0
+        assert routes(w.endpoint) == ["run", "status", "stream"]  # one /status, not one a probe

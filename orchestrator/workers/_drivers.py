@@ -21,7 +21,7 @@ from typing import Final, Protocol
 
 import anyio
 
-from ..errors import OrchestratorError, TransportError
+from ..errors import OrchestratorError, RunPodNotFoundError, TransportError
 from ..runpod import Job, JobStatus, RunPodClient
 from ._handle import WorkerHandle
 from ._v1 import V1Protocol, receipt_from
@@ -186,8 +186,9 @@ class LeaseDriver:
         a ``/stream`` long-poll (one RunPod call per lease, and one more every five minutes);
         the worker's gateway tells the same for free: it refuses once the lease ended (the
         token is revoked) and cannot be reached once the worker is gone. Only an unanswered
-        probe costs a RunPod call, one ``/status``: the lease ended (ENDED), or RunPod still
-        runs it (a worker silent :data:`_SILENT_PROBES` probes in a row is SILENT).
+        probe costs a RunPod call, one ``/status``: the lease ended or RunPod no longer knows
+        it (ENDED), or RunPod still runs it (a worker silent :data:`_SILENT_PROBES` probes in
+        a row is SILENT).
         """
         job_id = handle.hold_job_id
         assert job_id is not None
@@ -199,6 +200,8 @@ class LeaseDriver:
                 continue
             try:
                 job = await self.client.status(job_id)
+            except RunPodNotFoundError:  # RunPod forgets only a job that ended long ago
+                return Watched.ENDED
             except OrchestratorError as exc:
                 log.warning(
                     "[RunPodServerless] lease %s: its worker did not answer, nor RunPod: %s",
