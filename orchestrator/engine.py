@@ -393,8 +393,8 @@ class GenerationRun:
                     on_event=self._on_swarm_event,
                     expected_size=expected_image_size(self.request.params),
                 )
-            except TransportError:
-                self._worker_use.mark_broken()
+            except OrchestratorError as exc:
+                self._worker_use.failed(exc)
                 raise
         if deadline.cancelled_caught:
             raise GenerationTimeoutError(timeout, phase=Phase.GENERATING)

@@ -13,8 +13,9 @@ RunPod calls are counted at the emulator's routes.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
+import aiohttp
 import anyio
 import pytest
 from support import World, idled_out, world
@@ -22,7 +23,9 @@ from support import World, idled_out, world
 from orchestrator import GenerationResult
 from orchestrator.emulator import EmulatedEndpoint, EmulatedJob, EndpointConfig
 from orchestrator.emulator.swarm import SwarmConfig
-from orchestrator.workers import PROBE_INTERVAL_S
+from orchestrator.errors import OrchestratorError, SwarmUIError, TransportError
+from orchestrator.workers import PROBE_INTERVAL_S, Seat, Station, WorkerHandle, WorkerSession
+from orchestrator.workers._handle import WakeReceipt
 
 pytestmark = pytest.mark.anyio
 
@@ -133,3 +136,59 @@ async def test_a_lease_runpod_no_longer_knows_has_ended_and_is_not_asked_about_a
         await anyio.sleep(6 * PROBE_INTERVAL_S)
         assert w.orch.status().warm == 0
         assert routes(w.endpoint) == ["run", "status", "stream"]  # one /status, not one a probe
+
+
+async def test_a_generation_refused_by_the_gateway_retires_the_worker_for_the_next_ones() -> None:
+    async with world(v2(), IdleTimeoutSec=600) as w:
+        await generate(w, 1)
+        w.endpoint.cancel(lease(w.endpoint))  # the token is revoked; no probe has run yet
+        with pytest.raises(SwarmUIError) as refused:
+            await generate(w, 2)
+        assert refused.value.status == 401
+        third = await generate(w, 3)  # not sent to the worker that refused the second
+        assert "Waking" in third.path  # it asked for a worker: a new lease
+        assert routes(w.endpoint).count("run") == 2
+
+
+class _Seats:
+    """A station of one seat that remembers how each seat came back."""
+
+    def __init__(self, protocol: str) -> None:
+        receipt = WakeReceipt("w1", "https://w1-7801.proxy.runpod.net", None, None, None)
+        self.seat = Seat(WorkerHandle(receipt, protocol, "job-1"), cold=False)
+        self.broken: list[bool] = []
+
+    def try_take(self) -> Seat | None:
+        return self.seat
+
+    async def give_back(self, seat: Seat, *, broken: bool = False) -> None:
+        self.broken.append(broken)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "error", "retired"),
+    [
+        ("v2", SwarmUIError("refused", status=401), True),  # the lease's token was revoked
+        ("v1", SwarmUIError("refused", status=401), False),  # a setting: no worker cures it
+        ("v2", SwarmUIError("CUDA out of memory", status=200), False),
+        ("v1", TransportError("unreachable"), True),
+        ("v2", TransportError("unreachable"), True),
+    ],
+)
+async def test_a_worker_is_retired_only_for_errors_that_say_it_is_gone(
+    protocol: str, error: OrchestratorError, retired: bool
+) -> None:
+    seats = _Seats(protocol)
+    async with aiohttp.ClientSession() as http:
+        use = WorkerSession(
+            cast(Station, seats), http=http, request_timeout=1, release_timeout=1, poll_interval=1
+        )
+
+        async def fail_on_the_worker() -> None:
+            async with use:
+                assert use.take_warm()
+                raise error
+
+        with pytest.raises(OrchestratorError):
+            await fail_on_the_worker()
+    assert seats.broken == [retired]

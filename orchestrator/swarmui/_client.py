@@ -206,7 +206,9 @@ class SwarmUIClient:
         logger.warning("SwarmUI at %s refused the Authorization header on %s", self._base, what)
         return SwarmUIError(
             f"The worker's SwarmUI refused the Authorization header on {what} (401 "
-            "Unauthorized): the worker token is wrong or missing. Check the token the worker "
+            "Unauthorized): the worker token is wrong or missing, or the lease it was issued "
+            "for has ended (a v2 worker revokes it then; swarmpod retires that worker, so the "
+            "next generation gets another). If every worker refuses, check the token the worker "
             "handed out (v2 workers expect 'Bearer <token>').",
             route=what,
             status=401,

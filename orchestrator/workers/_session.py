@@ -12,7 +12,7 @@ from typing import Self
 import aiohttp
 import anyio
 
-from ..errors import TransportError
+from ..errors import OrchestratorError, SwarmUIError, TransportError
 from ..swarmui import SwarmUIClient
 from ._handle import Seat
 from ._readiness import wait_until_swarm_ready
@@ -22,6 +22,16 @@ from ._waiting import WaitingCallback
 __all__ = ["WorkerSession"]
 
 log = logging.getLogger("swarmpod.workers")
+
+
+def _worker_gone(exc: OrchestratorError, seat: Seat | None) -> bool:
+    """Whether an error from a worker's SwarmUI says the worker is no longer there for us: it
+    could not be reached, or a v2 worker's gateway refused the lease's token (401: the lease
+    ended; a v1 worker's 401 is a wrong setting, which another worker would not cure)."""
+    if isinstance(exc, TransportError):
+        return True
+    leased = seat is not None and seat.handle.protocol == "v2"
+    return leased and isinstance(exc, SwarmUIError) and exc.status == 401
 
 
 class WorkerSession:
@@ -34,8 +44,9 @@ class WorkerSession:
     ...             await use.acquire(report)
     ...     swarm = await use.ready(on_loading=lambda: None)
 
-    Leaving the block gives the seat back (shielded, bounded by ``release_timeout``); a
-    :class:`~orchestrator.errors.TransportError` from the worker retires it (broken).
+    Leaving the block gives the seat back (shielded, bounded by ``release_timeout``); an error
+    that says the worker is gone (unreachable, or its gateway refused the lease's token) retires
+    it (broken).
 
     Args:
         station: where seats come from.
@@ -73,8 +84,8 @@ class WorkerSession:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if isinstance(exc, TransportError):
-            self._broken = True
+        if isinstance(exc, OrchestratorError):
+            self.failed(exc)
         await self.give_back()
 
     def take_warm(self) -> bool:
@@ -106,9 +117,11 @@ class WorkerSession:
             )
         return self._swarm
 
-    def mark_broken(self) -> None:
-        """The worker stopped answering: it is retired when the seat is given back."""
-        self._broken = True
+    def failed(self, exc: OrchestratorError) -> None:
+        """An error from the worker: one that says it is gone (it could not be reached, or a v2
+        worker's gateway refused the lease's token) retires it when the seat is given back."""
+        if _worker_gone(exc, self.seat):
+            self._broken = True
 
     async def give_back(self) -> bool:
         """Give the seat back (once; shielded; bounded). False when it took too long."""
