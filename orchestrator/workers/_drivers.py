@@ -45,7 +45,7 @@ PROBE_INTERVAL_S: Final = 5.0
 """Seconds between two probes of a held v2 worker: one light SwarmUI request through its
 gateway (no RunPod call); RunPod is asked (one ``/status``) only when it went unanswered."""
 # A worker whose lease RunPod still runs but whose SwarmUI left this many probes in a row
-# unanswered is lost (and released).
+# unanswered is retired and released.
 _SILENT_PROBES: Final = 3
 # Submit the next keepalive this long before the current one ends: under RunPod's 4 s queue
 # delay (no extra worker starts) and its 5 s idle timeout (the worker waits for it).
@@ -112,9 +112,8 @@ class WorkerDriver(Protocol):
     seats: int | None
     """Seats of one worker, or None: as many as its SwarmUI's backends run at once."""
     retires: bool
-    """Its hold has a maximum age (a lease's ``max_lease_seconds``): retire before it."""
-    ends_idle: bool
-    """Its worker ends its hold itself when idle (a lease's ``idle_seconds``): release before."""
+    """Its hold is a lease that its worker ends itself, at a maximum age and when idle
+    (``max_lease_seconds``, ``idle_seconds``): retire and release before either."""
 
     @property
     def client(self) -> RunPodClient:
@@ -153,7 +152,6 @@ class LeaseDriver:
     name: str = "v2"
     seats: int | None = None
     retires: bool = True
-    ends_idle: bool = True
 
     @property
     def client(self) -> RunPodClient:
@@ -238,7 +236,6 @@ class WakeDriver:
     name: str = "v1"
     seats: int | None = SHARED_SEATS
     retires: bool = False
-    ends_idle: bool = False
 
     @property
     def client(self) -> RunPodClient:

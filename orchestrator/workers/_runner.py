@@ -400,7 +400,7 @@ class WorkerRunner:
         after the lease started until its first generation, then its idle time after the last
         one (inf: the worker never does, or the lease started elsewhere)."""
         started = self._lease_started_at
-        if not self._driver.ends_idle or started is None:
+        if not self._driver.retires or started is None:
             return math.inf
         slot = self.slot
         if slot.served == 0 and slot.idle_since <= slot.warm_at:  # no generation, anywhere
